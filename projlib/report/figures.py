@@ -1,0 +1,328 @@
+"""Plotly figures of aggregated sweep points.
+
+Every user string (dataset, model, constraint, procedure, layer names) is HTML-escaped before
+it goes into a Plotly label: Plotly renders a subset of HTML in text, and decodes entities, so
+an escaped ``<script>`` is shown literally and can never become markup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from projlib.report.aggregate import AggregatePoint, parse_json_field, to_number
+from projlib.report.pareto import pareto_front
+
+__all__ = [
+    "CostAxis",
+    "COST_AXES",
+    "FigureSpec",
+    "pareto_figure",
+    "radius_figure",
+    "layers_figure",
+    "best_points",
+    "constraint_colours",
+]
+
+# Known constraint order (as in the projection registry) so colours are stable between
+# reports; unknown names follow in sorted order. The report must not import projections.
+_KNOWN_CONSTRAINTS = ("l1", "l21", "l1inf", "nuclear", "l11", "l1inf_bilevel")
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#17becf", "#bcbd22", "#7f7f7f")
+_SYMBOLS = {"projected": "circle", "lottery": "square", "magnitude": "diamond"}
+_EXTRA_SYMBOLS = ("triangle-up", "cross", "x", "pentagon", "hexagon", "triangle-down")
+_DENSE_COLOUR = "#111111"
+_LAYOUT = dict(
+    template="plotly_white",
+    height=460,
+    margin=dict(l=70, r=20, t=60, b=60),
+    legend=dict(font=dict(size=11)),
+    hoverlabel=dict(align="left"),
+)
+
+
+@dataclass(frozen=True)
+class CostAxis:
+    """A cost column of the row schema and how to label it."""
+
+    metric: str
+    title: str
+    slug: str
+
+
+COST_AXES: tuple[CostAxis, ...] = (
+    CostAxis("maccs_structured", "structured MACCs (per inference)", "maccs"),
+    CostAxis("bytes_structured", "memory, structured (bytes)", "memory"),
+    CostAxis("energy_j", "energy of the run (J)", "energy"),
+    CostAxis("carbon_g", "carbon (g CO2eq, estimate)", "carbon"),
+)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure, or the reason there is none (``note`` starts with "not measured:")."""
+
+    fig_id: str
+    title: str  # plain text; escaped when rendered
+    figure: go.Figure | None
+    note: str | None = None
+    caption: str | None = None
+
+
+def constraint_colours(points: Sequence[AggregatePoint]) -> dict[str, str]:
+    names = {p.constraint for p in points if p.constraint is not None}
+    ordered = [c for c in _KNOWN_CONSTRAINTS if c in names]
+    ordered += sorted(names - set(ordered))
+    return {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(ordered)}
+
+
+def _symbols(points: Sequence[AggregatePoint]) -> dict[str, str]:
+    out = dict(_SYMBOLS)
+    extra = sorted({p.procedure for p in points} - set(out) - {"dense"})
+    for i, proc in enumerate(extra):
+        out[proc] = _EXTRA_SYMBOLS[i % len(_EXTRA_SYMBOLS)]
+    out["dense"] = "star"
+    return out
+
+
+def _fmt(value: float | None, std: float | None = None, digits: int = 4) -> str:
+    if value is None:
+        return "not measured"
+    text = f"{value:.{digits}g}"
+    return f"{text} ± {std:.2g}" if std is not None else text
+
+
+def hover_text(point: AggregatePoint, cost: CostAxis | None = None) -> str:
+    """Plotly hover text (escaped user strings, Plotly's <br> for line breaks)."""
+    seeds = ", ".join(str(s) for s in point.seeds) or "not recorded"
+    lines = [
+        f"<b>{escape(point.label)}</b>",
+        f"constraint: {escape(str(point.constraint or 'none (dense)'))}",
+        f"radius: {_fmt(point.radius) if point.radius is not None else 'n/a'}",
+        f"procedure: {escape(point.procedure)}",
+        f"groups: {escape(str(point.groups or 'n/a'))}",
+        f"accuracy: {_fmt(point.mean('test_accuracy'), point.std('test_accuracy'))}",
+    ]
+    if cost is not None:
+        value = _fmt(point.mean(cost.metric), point.std(cost.metric))
+        lines.append(f"{escape(cost.title)}: {value}")
+    lines += [
+        f"fraction nonzero: {_fmt(point.mean('fraction_nonzero'), point.std('fraction_nonzero'))}",
+        f"removed inputs: {_fmt(point.mean('removed_input_fraction'))}",
+        f"seeds: {len(point.seeds)} ({seeds})",
+    ]
+    return "<br>".join(lines)
+
+
+def _use_log(values: Sequence[float]) -> bool:
+    # Log scale only when all positive and spanning a decade: MACC/byte savings are ratios.
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= 10
+
+
+def _errors(values: Sequence[float | None]) -> dict[str, Any]:
+    # null entries draw no bar (one seed gives no spread), they are not zero-width claims.
+    return dict(type="data", array=list(values), visible=any(v is not None for v in values))
+
+
+def pareto_figure(
+    points: Sequence[AggregatePoint], cost: CostAxis, fig_id: str, title: str, why_missing: str
+) -> FigureSpec:
+    """Accuracy vs one cost: one colour per constraint, one symbol per procedure, the dense
+    baseline as a black star, the non-dominated set (over all points) joined by a line."""
+    usable = [p for p in points if p.mean(cost.metric) is not None]
+    if not usable:
+        return FigureSpec(fig_id, title, None, note=f"not measured: {why_missing}")
+    colours, symbols = constraint_colours(points), _symbols(points)
+    fig = go.Figure()
+    series: dict[tuple[str, str], list[AggregatePoint]] = {}
+    for p in usable:
+        key = ("dense", "dense") if p.is_dense else (str(p.constraint), p.procedure)
+        series.setdefault(key, []).append(p)
+    order = {c: i for i, c in enumerate(colours)}
+    for (constraint, procedure), members in sorted(
+        series.items(), key=lambda kv: (kv[0][0] != "dense", order.get(kv[0][0], 99), kv[0])
+    ):
+        dense = constraint == "dense" and procedure == "dense"
+        fig.add_trace(go.Scatter(
+            x=[p.mean(cost.metric) for p in members],
+            y=[p.mean("test_accuracy") for p in members],
+            error_x=_errors([p.std(cost.metric) for p in members]),
+            error_y=_errors([p.std("test_accuracy") for p in members]),
+            mode="markers",
+            name="dense baseline" if dense else f"{escape(constraint)} · {escape(procedure)}",
+            legendgroup="dense" if dense else escape(constraint),
+            marker=dict(
+                color=_DENSE_COLOUR if dense else colours.get(constraint, "#7f7f7f"),
+                symbol=symbols.get(procedure, "circle"),
+                size=16 if dense else 10,
+                line=dict(width=1, color="white"),
+            ),
+            hovertext=[hover_text(p, cost) for p in members],
+            hoverinfo="text",
+        ))
+    front = pareto_front([p.mean(cost.metric) for p in usable],
+                         [p.mean("test_accuracy") for p in usable])
+    fig.add_trace(go.Scatter(
+        x=[usable[i].mean(cost.metric) for i in front],
+        y=[usable[i].mean("test_accuracy") for i in front],
+        mode="lines+markers",
+        name="Pareto front",
+        line=dict(color="#555555", dash="dash", width=1.5, shape="hv"),
+        marker=dict(symbol="circle-open", size=18, color="#555555"),
+        hovertext=[hover_text(usable[i], cost) for i in front],
+        hoverinfo="text",
+    ))
+    fig.update_layout(
+        title=dict(text=escape(title)),
+        xaxis=dict(title=dict(text=escape(cost.title)),
+                   type="log" if _use_log([p.mean(cost.metric) for p in usable]) else "linear"),
+        yaxis=dict(title=dict(text="test accuracy"), tickformat=".0%"),
+        **_LAYOUT,
+    )
+    caption = (f"{len(front)} of {len(usable)} points are non-dominated (means over seeds; "
+               "error bars: sample std over seeds, absent for a single seed).")
+    return FigureSpec(fig_id, title, fig, caption=caption)
+
+
+def radius_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) -> FigureSpec:
+    """Accuracy vs radius, a line per (constraint, procedure); dense baseline as a dashed line."""
+    constrained = [p for p in points if not p.is_dense and p.radius is not None]
+    if not constrained:
+        return FigureSpec(fig_id, title, None, note="no constrained points finished")
+    colours, symbols = constraint_colours(points), _symbols(points)
+    fig = go.Figure()
+    series: dict[tuple[str, str], list[AggregatePoint]] = {}
+    for p in constrained:
+        series.setdefault((str(p.constraint), p.procedure), []).append(p)
+    order = {c: i for i, c in enumerate(colours)}
+    for (constraint, procedure), members in sorted(
+        series.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0])
+    ):
+        members = sorted(members, key=lambda p: p.radius or 0.0)
+        fig.add_trace(go.Scatter(
+            x=[p.radius for p in members],
+            y=[p.mean("test_accuracy") for p in members],
+            error_y=_errors([p.std("test_accuracy") for p in members]),
+            mode="lines+markers",
+            name=f"{escape(constraint)} · {escape(procedure)}",
+            line=dict(color=colours.get(constraint, "#7f7f7f")),
+            marker=dict(symbol=symbols.get(procedure, "circle"), size=9),
+            hovertext=[hover_text(p) for p in members],
+            hoverinfo="text",
+        ))
+    radii = [p.radius for p in constrained if p.radius is not None]
+    for dense in (p for p in points if p.is_dense):
+        acc = dense.mean("test_accuracy")
+        fig.add_trace(go.Scatter(
+            x=[min(radii), max(radii)], y=[acc, acc], mode="lines", name="dense baseline",
+            line=dict(color=_DENSE_COLOUR, dash="dot"),
+            hovertext=[hover_text(dense)] * 2, hoverinfo="text",
+        ))
+    fig.update_layout(
+        title=dict(text=escape(title)),
+        xaxis=dict(title=dict(text="radius η"), type="log" if _use_log(radii) else "linear"),
+        yaxis=dict(title=dict(text="test accuracy"), tickformat=".0%"),
+        **_LAYOUT,
+    )
+    return FigureSpec(fig_id, title, fig)
+
+
+def best_points(
+    points: Sequence[AggregatePoint], accuracy_tolerance: float
+) -> dict[str, AggregatePoint]:
+    """Per constraint, the cheapest point (fewest structured MACCs) whose mean accuracy is
+    within ``accuracy_tolerance`` of the dense baseline's; without a baseline or a qualifying
+    point, the most accurate one (ties: fewer MACCs)."""
+    dense_acc = max((p.mean("test_accuracy") or 0.0 for p in points if p.is_dense), default=None)
+    by_constraint: dict[str, list[AggregatePoint]] = {}
+    for p in points:
+        if not p.is_dense and p.constraint is not None:
+            by_constraint.setdefault(p.constraint, []).append(p)
+
+    def maccs(p: AggregatePoint) -> float:
+        value = p.mean("maccs_structured")
+        return math.inf if value is None else value
+
+    out = {}
+    for constraint, members in by_constraint.items():
+        ok = [] if dense_acc is None else [
+            p for p in members if (p.mean("test_accuracy") or 0.0) >= dense_acc - accuracy_tolerance
+        ]
+        if ok:
+            out[constraint] = min(ok, key=lambda p: (maccs(p), -(p.mean("test_accuracy") or 0)))
+        else:
+            out[constraint] = max(members, key=lambda p: (p.mean("test_accuracy") or 0, -maccs(p)))
+    return out
+
+
+def _layer_entries(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    data = parse_json_field(row.get("layers_json"))
+    if isinstance(data, Mapping):  # tolerate {"layers": [...]}
+        data = data.get("layers")
+    return [d for d in data if isinstance(d, Mapping)] if isinstance(data, list) else []
+
+
+def layers_figure(
+    points: Sequence[AggregatePoint], accuracy_tolerance: float, fig_id: str, title: str
+) -> FigureSpec:
+    """Removed vs kept groups per layer (input columns, or output rows for groups="rows") for
+    the best point of each constraint, one panel per constraint, from the lowest seed."""
+    best = best_points(points, accuracy_tolerance)
+    order = {c: i for i, c in enumerate(constraint_colours(points))}
+    panels = [(c, p, _layer_entries(p.representative_row()))
+              for c, p in sorted(best.items(), key=lambda kv: order.get(kv[0], 99))]
+    panels = [t for t in panels if t[2]]
+    if not panels:
+        return FigureSpec(fig_id, title, None,
+                          note="not measured: no finished point recorded per-layer sparsity")
+    cols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / cols)
+    fig = make_subplots(
+        rows=nrows, cols=cols, horizontal_spacing=0.12, vertical_spacing=0.18,
+        subplot_titles=[
+            f"<b>{escape(c)}</b><br>r={_fmt(p.radius)}, {escape(p.procedure)}, "
+            f"acc {_fmt(p.mean('test_accuracy'), digits=3)}" for c, p, _ in panels
+        ],
+    )
+    for i, (_constraint, point, layers) in enumerate(panels):
+        by_rows = point.groups == "rows"
+        unit = "output rows" if by_rows else "input columns"
+        total_key, removed_key = ("rows_total", "rows_removed") if by_rows else (
+            "columns_total", "columns_removed")
+        # Layers the run left unconstrained (paper default: first and last) are flagged so a
+        # full "kept" bar is not read as the constraint failing to sparsify them.
+        names = [escape(str(d.get("name", f"layer {j}")))
+                 + (" (free)" if d.get("constrained") is False else "")
+                 for j, d in enumerate(layers)]
+        removed = [to_number(d.get(removed_key)) for d in layers]
+        total = [to_number(d.get(total_key)) for d in layers]
+        kept = [None if t is None or r is None else t - r for t, r in zip(total, removed,
+                                                                          strict=True)]
+        hover = [
+            f"<b>{n}</b><br>shape: {escape(str(d.get('shape')))}<br>"
+            f"{unit} removed: {_fmt(r)} of {_fmt(t)}<br>"
+            f"weights zero: {_fmt(to_number(d.get('fraction_zero')), digits=3)}"
+            for n, d, r, t in zip(names, layers, removed, total, strict=True)
+        ]
+        row, col = i // cols + 1, i % cols + 1
+        for label, values, colour in ((f"{unit} removed", removed, "#d62728"),
+                                      (f"{unit} kept", kept, "#2ca02c")):
+            fig.add_trace(go.Bar(
+                y=names, x=values, orientation="h", name=label, marker_color=colour,
+                legendgroup=label, showlegend=i == 0, hovertext=hover, hoverinfo="text",
+            ), row=row, col=col)
+    fig.update_layout(
+        barmode="stack", title=dict(text=escape(title)),
+        **{**_LAYOUT, "height": 220 + 260 * nrows, "margin": dict(l=90, r=20, t=110, b=50)},
+    )
+    fig.update_yaxes(autorange="reversed")
+    caption = (f"Best point per constraint: the fewest structured MACCs within "
+               f"{accuracy_tolerance:.1%} (absolute) of the dense accuracy, else the most "
+               "accurate. Layers from the lowest seed; (free) = layer not constrained.")
+    return FigureSpec(fig_id, title, fig, caption=caption)
