@@ -1,0 +1,127 @@
+"""`greenbench report`, `greenbench runs` and `greenbench env`: read-only views."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from projlib.cli.common import fail, open_existing_store, report_provenance, write_report
+from projlib.cli.options import DEFAULT_DB, DEFAULT_REPORT
+
+__all__ = ["report", "runs", "env", "RUN_FORMATS"]
+
+RUN_FORMATS = ("table", "json", "csv")
+_TABLE_COLUMNS = (
+    ("id", "point_id"), ("status", "status"), ("dataset", "dataset"), ("model", "model"),
+    ("procedure", "procedure"), ("constraint", "constraint"), ("radius", "radius"),
+    ("seed", "seed"), ("acc", "test_accuracy"), ("nonzero", "fraction_nonzero"),
+    ("MACCs struct", "maccs_structured"), ("energy J", "energy_j"), ("time s", "wall_time_s"),
+    ("error", "error"),
+)
+
+
+def report(
+    db: Annotated[Path, typer.Option(help="Results database.")] = DEFAULT_DB,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = (
+        DEFAULT_REPORT
+    ),
+) -> None:
+    """Write the HTML report of every point in the db."""
+    with open_existing_store(db) as store:
+        rows = store.rows()
+    path = write_report(rows, report_provenance(db), output)
+    typer.echo(f"report: {path.resolve()} ({len(rows)} points)")
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if column == "point_id":
+        return str(value)[:10]
+    if column == "error":
+        return str(value).splitlines()[0][:60]
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and column.startswith("maccs"):
+        return f"{value:,}"
+    return str(value)
+
+
+def runs(
+    db: Annotated[Path, typer.Option(help="Results database.")] = DEFAULT_DB,
+    format: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
+    status: Annotated[
+        str | None, typer.Option(help="Only points with this status.")
+    ] = None,
+) -> None:
+    """List the points in the db (table, or the full rows as JSON / CSV)."""
+    from projlib.sweep import COLUMNS, STATUSES
+
+    if format not in RUN_FORMATS:
+        fail(f"--format: {format!r} is not one of {', '.join(RUN_FORMATS)}")
+    if status is not None and status not in STATUSES:
+        fail(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    with open_existing_store(db) as store:
+        rows = store.rows(status=status)
+    if format == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    elif format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=[name for name, _ in COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = Table(title=f"{db}: {len(rows)} points")
+        for title, _ in _TABLE_COLUMNS:
+            table.add_column(title, overflow="fold")
+        for r in rows:
+            table.add_row(*(_cell(col, r.get(col)) for _, col in _TABLE_COLUMNS))
+        Console(width=max(160, Console().width)).print(table)
+
+
+def env(
+    data_dir: Annotated[Path | None, typer.Option(help="Where datasets are looked up.")] = None,
+) -> None:
+    """Devices, energy backends (available or why not) and the datasets found offline."""
+    import torch
+
+    from projlib.measure import probe_backends
+    from projlib.sweep.provenance import device_name, git_sha, package_version
+    from projlib.training import DATASETS, DatasetError, DatasetNotFoundError, load_dataset
+
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"greenbench {package_version()}  git {git_sha() or 'n/a'}")
+    console.print(f"torch {torch.__version__}  CUDA build {torch.version.cuda or 'none'}")
+    console.print("[bold]devices[/bold]")
+    cpu = escape(device_name("cpu") or "unknown")
+    console.print(f"  cpu: {cpu} ({os.cpu_count()} logical cores)")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            console.print(f"  cuda:{i}: {escape(torch.cuda.get_device_name(i))}")
+    else:
+        console.print("  cuda: not available (torch.cuda.is_available() is False)")
+    console.print("[bold]energy backends[/bold]")
+    for s in probe_backends():
+        state = "[green]available[/green]" if s.available else "[red]unavailable[/red]"
+        console.print(f"  {escape(s.name)}: {state} - {escape(s.reason)}")
+    console.print("[bold]datasets[/bold]")
+    for name in DATASETS:
+        try:
+            ds = load_dataset(name, data_dir=data_dir, download=False)
+        except DatasetNotFoundError as exc:
+            console.print(f"  {name}: [red]not found[/red] - {escape(str(exc).splitlines()[0])}")
+        except DatasetError as exc:
+            console.print(f"  {name}: [red]unreadable[/red] - {escape(str(exc).splitlines()[0])}")
+        else:
+            console.print(
+                f"  {name}: found ({len(ds.train_y)} train / {len(ds.test_y)} test) "
+                f"at {escape(str(ds.source))}"
+            )

@@ -1,0 +1,281 @@
+"""Resolve `greenbench run` options: built-in defaults < TOML file < command-line flags.
+
+Everything here is validation; nothing is written. Every problem raises `OptionError` with a
+message naming the option, which the CLI prints as one line before exiting with code 2.
+
+TOML layout (all keys optional; lists may be given as a single value)::
+
+    dataset = ["digits"]            # --dataset
+    model = ["mlp"]                 # --model
+    procedure = ["projected"]       # --procedure
+    constraint = ["l1", "l11"]      # --constraint
+    radius = [5.0, 20.0]            # --radius; or a table per constraint: {l1 = [5.0], l11 = [3.0]}
+    seeds = 2                       # --seeds (seeds 0..N-1) or an explicit list [0, 7]
+    epochs = 10                     # --epochs
+    device = "auto"                 # --device auto|cpu|cuda
+    executor = "local"              # --executor local|ray
+    ray_address = "auto"            # --ray-address
+    gpus_per_task = 1               # --gpus-per-task
+    db = "reports/greenbench.db"    # --db      (relative paths: relative to the TOML file)
+    report = "reports/greenbench.html"  # --report
+    country = "FRA"                 # --country (ISO 3166-1 alpha-3, carbon intensity)
+    data_dir = "data"               # --data-dir
+    download = false                # --download
+    [train]                         # shared TrainConfig options: lr, optimizer, batch_size, ...
+    lr = 0.001
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from projlib.sweep import TRAIN_OPTION_NAMES, SweepConfig, resolve_device
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (requires-python >= 3.10) has only the tomli backport
+    import tomli as tomllib
+
+__all__ = [
+    "OptionError",
+    "RunOptions",
+    "load_toml",
+    "resolve_run_options",
+    "parse_radius",
+    "DEFAULT_DB",
+    "DEFAULT_REPORT",
+    "DEFAULT_CONSTRAINTS",
+    "DEFAULT_RADII",
+    "DEFAULT_EPOCHS",
+    "EXECUTORS",
+]
+
+DEFAULT_DB = Path("reports/greenbench.db")
+DEFAULT_REPORT = Path("reports/greenbench.html")
+EXECUTORS = ("local", "ray")
+DEFAULT_COUNTRY = "FRA"  # the paper's authors' grid; pass --country for yours
+DEFAULT_EPOCHS = 10
+DEFAULT_CONSTRAINTS = ("l1", "l21", "l11")
+# Radii used when none is given, per constraint. Tuned for the default digits/mlp sweep (the
+# constrained layer is mlp's 64x128 hidden matrix, whose l1 norm at init is ~360) from a 10-epoch
+# scan: each list runs from "most groups removed, accuracy clearly down" to "close to dense", so
+# the default report shows a trade-off curve rather than three copies of one end of it.
+DEFAULT_RADII: dict[str, tuple[float, ...]] = {
+    "l1": (10.0, 30.0, 100.0),
+    "l21": (3.0, 10.0, 30.0),
+    "l1inf": (1.0, 3.0, 10.0),
+    "nuclear": (3.0, 10.0, 30.0),
+    "l11": (10.0, 30.0, 100.0),
+    "l1inf_bilevel": (1.0, 3.0, 10.0),
+}
+
+_LIST_KEYS = ("dataset", "model", "procedure", "constraint")
+_SCALAR_KEYS = ("seeds", "epochs", "device", "executor", "ray_address", "gpus_per_task", "db",
+                "report", "country", "data_dir", "download", "retry_failed")
+_FILE_TRAIN_OPTIONS = tuple(n for n in TRAIN_OPTION_NAMES if n not in ("data_dir", "download"))
+
+
+class OptionError(ValueError):
+    """A bad option value; the message names the option and is shown as one line."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `greenbench run` needs, validated."""
+
+    sweep: SweepConfig
+    executor: str
+    ray_address: str | None
+    gpus_per_task: float
+    db: Path
+    report: Path
+    country: str
+    retry_failed: bool
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a sweep TOML file; OptionError on unreadable / invalid files or unknown keys."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise OptionError(f"config: cannot read {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise OptionError(f"config: {path} is not valid TOML: {exc}") from exc
+    valid = (*_LIST_KEYS, "radius", *_SCALAR_KEYS, "train")
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise OptionError(f"config: unknown key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise OptionError("config: [train] must be a table")
+    bad = sorted(set(train) - set(_FILE_TRAIN_OPTIONS))
+    if bad:
+        raise OptionError(
+            f"config: unknown [train] option(s) {', '.join(bad)}; "
+            f"valid: {', '.join(_FILE_TRAIN_OPTIONS)}"
+        )
+    # Paths in a config file are relative to the file, so a sweep file works from any cwd.
+    for key in ("db", "report", "data_dir"):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str(path.parent / data[key])
+    return data
+
+
+def parse_radius(values: list[str]) -> tuple[tuple[float, ...], dict[str, list[float]]]:
+    """CLI radii: "5" applies to every constraint, "l11=5" only to l11."""
+    shared: list[float] = []
+    by: dict[str, list[float]] = {}
+    for text in values:
+        name, sep, number = text.partition("=")
+        if not sep:
+            name, number = "", text
+        try:
+            value = float(number)
+        except ValueError:
+            raise OptionError(
+                f"--radius: {text!r} is not a number (use e.g. 5.0 or l11=5.0)"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise OptionError(f"--radius: {text!r} must be finite and > 0")
+        (by.setdefault(name.strip(), []) if name else shared).append(value)
+    return tuple(shared), by
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise OptionError(f"{key}: expected a value or a list, got {type(value).__name__}")
+
+
+def _pick(cli: Mapping[str, Any], file: Mapping[str, Any], key: str, default: Any) -> Any:
+    value = cli.get(key)
+    if value is not None and value != []:
+        return value
+    return file.get(key, default)
+
+
+def resolve_run_options(
+    cli: Mapping[str, Any], file: Mapping[str, Any] | None = None
+) -> RunOptions:
+    """Merge defaults < `file` (from `load_toml`) < `cli` (None / [] = flag not given)."""
+    file = dict(file or {})
+    axes = {k: _as_list(k, _pick(cli, file, k, [])) for k in _LIST_KEYS}
+    shared, by = parse_radius(cli.get("radius") or [])
+    if not shared and not by and "radius" in file:
+        radius = file["radius"]
+        if isinstance(radius, dict):
+            by = {k: _as_list(f"radius.{k}", v) for k, v in radius.items()}
+        else:
+            shared = tuple(_as_list("radius", radius))
+    from projlib.projections import constraint_names
+
+    valid = tuple(constraint_names())
+    for name in by:
+        if name not in valid:
+            raise OptionError(f"--radius: unknown constraint {name!r}; valid: {', '.join(valid)}")
+    constraints = axes["constraint"] or (list(by) if by else list(DEFAULT_CONSTRAINTS))
+    from_flags = {text.partition("=")[0] for text in cli.get("radius") or [] if "=" in text}
+    stray = sorted(from_flags - set(constraints))
+    if stray:
+        raise OptionError(
+            f"--radius: {', '.join(stray)} not among the swept constraints "
+            f"({', '.join(constraints)})"
+        )
+    if not shared and not by:
+        # No radius anywhere: the built-in per-constraint defaults (unknown names are caught
+        # by SweepConfig with the list of valid ones).
+        by = {c: list(DEFAULT_RADII[c]) for c in constraints if c in DEFAULT_RADII}
+
+    seeds = _pick(cli, file, "seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
+        raise OptionError(f"--seeds: expected a count or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise OptionError(f"--seeds: must be >= 1, got {seeds}")
+        seeds = list(range(seeds))
+
+    executor = _pick(cli, file, "executor", "local")
+    if executor not in EXECUTORS:
+        raise OptionError(f"--executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    gpus = _pick(cli, file, "gpus_per_task", 0.0)
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
+        raise OptionError(f"--gpus-per-task: must be a number >= 0, got {gpus!r}")
+    if gpus > 0 and executor != "ray":
+        raise OptionError("--gpus-per-task: only used with --executor ray")
+    device_in = _pick(cli, file, "device", "auto")
+    try:
+        device = resolve_device(device_in, executor, float(gpus))
+    except ValueError as exc:
+        raise OptionError(f"--device: {exc}") from None
+    if device == "cuda" and executor == "ray" and not gpus > 0:
+        # Ray hides every GPU from a task that did not ask for one (CUDA_VISIBLE_DEVICES="").
+        raise OptionError("--gpus-per-task: must be > 0 for --device cuda with --executor ray")
+    if device == "cuda" and executor == "local":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OptionError("--device: cuda requested but torch sees no CUDA device")
+
+    train = dict(file.get("train", {}))
+    for key in ("lr", "optimizer", "batch_size", "groups", "retrain_epochs"):
+        if cli.get(key) is not None:
+            train[key] = cli[key]
+    data_dir = _pick(cli, file, "data_dir", None)
+    if data_dir is not None:
+        train["data_dir"] = str(data_dir)
+    if _pick(cli, file, "download", False):
+        train["download"] = True
+
+    country = _pick(cli, file, "country", DEFAULT_COUNTRY)
+    try:
+        from projlib.measure.carbon import CarbonBackend
+
+        CarbonBackend(country)  # validates the code, probes nothing
+    except (ValueError, TypeError) as exc:
+        raise OptionError(f"--country: {exc}") from None
+
+    try:
+        sweep = SweepConfig(
+            datasets=tuple(axes["dataset"] or ["digits"]),
+            models=tuple(axes["model"] or ["mlp"]),
+            procedures=tuple(axes["procedure"] or ["projected"]),
+            constraints=tuple(constraints),
+            radii=tuple(shared),
+            radii_by_constraint=tuple((k, tuple(v)) for k, v in by.items()),
+            seeds=tuple(seeds),
+            epochs=_pick(cli, file, "epochs", DEFAULT_EPOCHS),
+            device=device,
+            options=tuple(train.items()),
+        )
+    except (ValueError, TypeError) as exc:
+        raise OptionError(_flagify(str(exc))) from None
+    return RunOptions(
+        sweep=sweep,
+        executor=executor,
+        ray_address=_pick(cli, file, "ray_address", None),
+        gpus_per_task=float(gpus),
+        db=Path(_pick(cli, file, "db", DEFAULT_DB)),
+        report=Path(_pick(cli, file, "report", DEFAULT_REPORT)),
+        country=country,
+        retry_failed=bool(_pick(cli, file, "retry_failed", True)),
+    )
+
+
+def _flagify(message: str) -> str:
+    # SweepConfig / TrainConfig name their fields ("radius: ...", "epochs must be ..."); show
+    # them as the flag the user typed.
+    head, sep, rest = message.partition(" ")
+    name = head.rstrip(":")
+    if name in ("dataset", "model", "procedure", "constraint", "radius", "seeds", "epochs", "lr",
+                "optimizer", "batch_size", "groups", "retrain_epochs", "device"):
+        return f"--{name.replace('_', '-')}{':' if head.endswith(':') else ''} {rest}"
+    return message

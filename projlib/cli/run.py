@@ -1,0 +1,201 @@
+"""`greenbench run`: validate, register, execute and report a sweep."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from projlib.cli.common import fail, report_provenance, write_report
+from projlib.cli.options import (
+    DEFAULT_DB,
+    DEFAULT_REPORT,
+    OptionError,
+    RunOptions,
+    load_toml,
+    resolve_run_options,
+)
+from projlib.projections import constraint_names
+from projlib.training import DATASETS, MODELS
+
+__all__ = ["run"]
+
+_CONSTRAINTS = ", ".join(constraint_names())
+_DATASETS = ", ".join(DATASETS)
+_MODELS = ", ".join(MODELS)
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd program
+
+
+def run(
+    config: Annotated[
+        str | None,
+        typer.Argument(help="TOML sweep file; command-line flags override its values.",
+                       show_default=False),
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help=f"Dataset (repeatable): {_DATASETS}. (default: digits)")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help=f"Model (repeatable): {_MODELS}. (default: mlp)")
+    ] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Constraint (repeatable): {_CONSTRAINTS}. (default: l1, l21, l11)"),
+    ] = None,
+    radius: Annotated[
+        list[str] | None,
+        typer.Option(help="Radius for every constraint, or NAME=R for one (repeatable). "
+                           "(default: built-in per-constraint radii tuned for digits/mlp)"),
+    ] = None,
+    procedure: Annotated[
+        list[str] | None,
+        typer.Option(help="projected|lottery|magnitude|dense (repeatable; dense is always added)."),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Number of seeds (0..N-1). (default: 1)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per phase. (default: 10)")] = None,
+    device: Annotated[str | None, typer.Option(help="auto|cpu|cuda (default: auto)")] = None,
+    executor: Annotated[str | None, typer.Option(help="local|ray (default: local)")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local instance).")
+    ] = None,
+    gpus_per_task: Annotated[
+        float | None, typer.Option(help="GPUs per Ray task (ray executor). (default: 0)")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help=f"Results database. (default: {DEFAULT_DB})")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help=f"HTML report to write. (default: {DEFAULT_REPORT})")
+    ] = None,
+    country: Annotated[
+        str | None, typer.Option(help="ISO 3166-1 alpha-3 grid for carbon. (default: FRA)")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where datasets are looked up.")] = None,
+    download: Annotated[
+        bool | None, typer.Option("--download/--no-download", help="Allow dataset downloads.")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adam|sgd")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
+    groups: Annotated[str | None, typer.Option(help="columns|rows")] = None,
+    retrain_epochs: Annotated[
+        int | None, typer.Option(help="Epochs of the lottery/magnitude retraining phase.")
+    ] = None,
+    retry_failed: Annotated[
+        bool | None,
+        typer.Option("--retry-failed/--no-retry-failed", help="Rerun failed points on resume."),
+    ] = None,
+) -> None:
+    """Run a sweep (resumable), store every point in the db, then write the HTML report.
+
+    With no arguments: a small sweep on the bundled digits data (mlp, projected training,
+    l1/l21/l11 at three radii each, plus the dense baseline).
+    """
+    cli: dict[str, Any] = {k: v for k, v in locals().items() if k != "config"}
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        options = resolve_run_options(cli, load_toml(config) if config is not None else None)
+    except OptionError as exc:
+        fail(str(exc))
+    if options.executor == "local":
+        _check_datasets(options)
+    if options.report.is_dir():
+        fail(f"--report: {options.report} is a directory; give an .html file path")
+    if options.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            fail("--executor: ray is not installed (pip install 'greenbench[ray]')")
+    _execute(options, console)
+
+
+def _check_datasets(options: RunOptions) -> None:
+    # A dataset that is not on disk would fail every one of its points, one traceback each;
+    # say it once, before anything is written. (Ray workers may see other disks: not checked.)
+    from projlib.training import DatasetError, DatasetNotFoundError, load_dataset
+
+    shared = dict(options.sweep.options)
+    if shared.get("download"):
+        return
+    for name in options.sweep.datasets:
+        try:
+            load_dataset(name, data_dir=shared.get("data_dir"), download=False)
+        except (DatasetNotFoundError, DatasetError) as exc:
+            fail(f"--dataset: {name}: {str(exc).splitlines()[0]}")
+
+
+def _open_store(path: Path) -> Any:
+    from projlib.sweep import ResultsStore, StoreError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return ResultsStore(path)
+    except (StoreError, OSError) as exc:
+        fail(f"--db: {exc}")
+
+
+def _execute(options: RunOptions, console: Console) -> None:
+    from projlib.cli.progress import RichSweepObserver
+    from projlib.measure import EnergyMeter
+    from projlib.sweep import prepare_sweep, run_local, run_ray
+
+    sweep = options.sweep
+    store = _open_store(options.db)
+    with store:
+        sweep_id, configs, already = prepare_sweep(store, sweep, options.retry_failed)
+        todo = len(configs) - already
+        console.print(
+            f"sweep {sweep_id[:12]}: {len(configs)} points ({already} already done), "
+            f"device {sweep.device}, executor {options.executor}, db {escape(str(options.db))}"
+        )
+        meter = EnergyMeter(options.country)
+        # Probed once here, before the first point's clock starts, and said up front: a sweep
+        # whose energy column will be empty should say why before it runs, not after.
+        backends = "; ".join(
+            f"{s.name} {'ok' if s.available else 'unavailable'} ({s.reason})"
+            for s in meter.statuses()
+        )
+        console.print(f"energy backends: {escape(backends)}")
+        try:
+            with RichSweepObserver(console, todo) as observer:
+                if options.executor == "ray":
+                    run_ray(
+                        store, sweep_id, configs, country_iso_code=options.country,
+                        observer=observer, address=options.ray_address,
+                        gpus_per_task=options.gpus_per_task,
+                    )
+                else:
+                    run_local(
+                        store, sweep_id, configs, country_iso_code=options.country,
+                        observer=observer, meter=meter,
+                    )
+        except KeyboardInterrupt:
+            # A second Ctrl-C while we report must not leave a traceback instead of the code.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                counts = store.counts(sweep_id)
+                console.print(
+                    f"interrupted: {counts['done']}/{len(configs)} points done, "
+                    f"{counts['interrupted']} marked interrupted; rerun the same command to resume"
+                )
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        counts = store.counts(sweep_id)
+        rows = store.rows(sweep_id=sweep_id)
+    statuses = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    console.print(f"sweep {sweep_id[:12]}: {statuses}")
+    provenance = report_provenance(options.db, meter, sweep_id=sweep_id, country=options.country)
+    path = write_report(rows, provenance, options.report)
+    console.print(f"report: {escape(str(path.resolve()))}")
+    if counts["failed"]:
+        db = escape(str(options.db))
+        console.print(f"{counts['failed']} point(s) failed; see `greenbench runs --db {db}`")
+        raise typer.Exit(1)

@@ -1,0 +1,260 @@
+"""`SweepConfig`: a Cartesian product of training runs, validated before anything runs.
+
+datasets x models x seeds x (dense baseline + procedures x constraints x radii). The dense
+baseline is added once per (dataset, model, seed) whatever the procedures, because every Pareto
+plot needs it as the reference point. Radii may be given per constraint, since the balls of
+different norms live on very different scales (an l1 radius of 50 and a nuclear radius of 50 are
+not comparable).
+
+Every point is identified by `point_id`: the sha256 of its canonical config JSON (sorted keys,
+no whitespace), leaving out the fields that say *where* to find data rather than *what* is run
+(data_dir, download). Two sweeps that share a point therefore share its row in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
+
+__all__ = [
+    "SweepConfig",
+    "point_id",
+    "canonical_config",
+    "TRAIN_OPTION_NAMES",
+    "NON_IDENTITY_FIELDS",
+    "resolve_device",
+]
+
+# Fields of TrainConfig that locate the data; they do not change what is computed.
+NON_IDENTITY_FIELDS: frozenset[str] = frozenset({"data_dir", "download"})
+# Sweep axes are set by the sweep itself; layer_sparsity is per-point (magnitude matching) and
+# would make no sense shared across a product.
+_AXES = frozenset({"dataset", "model", "procedure", "constraint", "radius", "seed", "epochs"})
+TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
+    f.name for f in fields(TrainConfig) if f.name not in _AXES | {"layer_sparsity", "device"}
+)
+# Bumped when the meaning of a config field changes, so old rows are not silently reused.
+_HASH_VERSION = "greenbench-point-v1"
+
+
+def canonical_config(config: TrainConfig) -> dict[str, Any]:
+    """The identity-relevant part of `config.to_dict()` (what the point hash covers)."""
+    return {k: v for k, v in config.to_dict().items() if k not in NON_IDENTITY_FIELDS}
+
+
+def point_id(config: TrainConfig) -> str:
+    """sha256 hex of the canonical config JSON (sorted keys, compact separators). O(size)."""
+    payload = json.dumps(
+        {"v": _HASH_VERSION, "config": canonical_config(config)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _names(field: str, values: Any, valid: tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = (values,)
+    if not isinstance(values, (tuple, list)) or not values:
+        raise ValueError(f"{field} must be a non-empty list of names from: {', '.join(valid)}")
+    out: list[str] = []
+    for v in values:
+        if not isinstance(v, str) or v not in valid:
+            raise ValueError(f"{field}: unknown name {v!r}; valid: {', '.join(valid)}")
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+def _radius(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{field} must contain numbers, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{field} values must be finite and > 0, got {value!r}")
+    return float(value)
+
+
+def _radii(field: str, values: Any) -> tuple[float, ...]:
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, (tuple, list)):
+        raise TypeError(f"{field} must be a list of numbers, got {type(values).__name__}")
+    out: list[float] = []
+    for v in values:
+        r = _radius(field, v)
+        if r not in out:
+            out.append(r)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The sweep axes plus the training options shared by every point.
+
+    radii: used for every constraint not named in `radii_by_constraint`.
+    radii_by_constraint: ((constraint, (radius, ...)), ...) overrides per constraint.
+    seeds: explicit seed values (the CLI's ``--seeds N`` means 0..N-1).
+    options: ((TrainConfig field, value), ...) shared training options (lr, optimizer, groups,
+    batch_size, retrain_epochs, layers, constrain_first, constrain_last, data_dir, download).
+    device: "cpu" | "cuda" (resolve "auto" with `resolve_device` before building the sweep, so
+    the point hash names the device the point really ran on).
+    """
+
+    datasets: tuple[str, ...] = ("digits",)
+    models: tuple[str, ...] = ("mlp",)
+    procedures: tuple[str, ...] = ("projected",)
+    constraints: tuple[str, ...] = ("l1", "l21", "l11")
+    radii: tuple[float, ...] = ()
+    radii_by_constraint: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 10
+    device: str = "cpu"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        from projlib.projections import constraint_names
+        from projlib.training.datasets import DATASETS
+        from projlib.training.models import MODELS
+
+        set_ = object.__setattr__
+        set_(self, "datasets", _names("dataset", self.datasets, tuple(DATASETS)))
+        set_(self, "models", _names("model", self.models, tuple(MODELS)))
+        set_(self, "procedures", _names("procedure", self.procedures, PROCEDURE_NAMES))
+        valid_constraints = tuple(constraint_names())
+        sparse = [p for p in self.procedures if p != "dense"]
+        if sparse:
+            set_(self, "constraints", _names("constraint", self.constraints, valid_constraints))
+        else:
+            set_(self, "constraints", ())
+        set_(self, "radii", _radii("radius", self.radii))
+        by: dict[str, tuple[float, ...]] = {}
+        pairs = self.radii_by_constraint
+        if isinstance(pairs, Mapping):
+            pairs = tuple(pairs.items())
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(
+                    f"radius: per-constraint entries must be (name, radii), got {pair!r}"
+                )
+            name, values = pair
+            _names("radius", (name,), valid_constraints)
+            by[name] = _radii(f"radius for {name}", values)
+        set_(self, "radii_by_constraint", tuple(by.items()))
+        for c in self.constraints:
+            if not self.radii_for(c):
+                raise ValueError(f"radius: no radius given for constraint {c!r}")
+        seeds = (self.seeds,) if isinstance(self.seeds, int) else self.seeds
+        if not isinstance(seeds, (tuple, list)) or not seeds:
+            raise ValueError("seeds must be a non-empty list of ints >= 0")
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"seeds must be ints >= 0, got {s!r}")
+        set_(self, "seeds", tuple(dict.fromkeys(seeds)))
+        if self.device not in DEVICE_NAMES or self.device == "auto":
+            raise ValueError(
+                f"device must be cpu or cuda (resolve 'auto' first), got {self.device!r}"
+            )
+        opts = tuple(self.options.items()) if isinstance(self.options, Mapping) else self.options
+        for pair in opts:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"options entries must be (name, value), got {pair!r}")
+            if pair[0] not in TRAIN_OPTION_NAMES:
+                raise ValueError(
+                    f"options: unknown training option {pair[0]!r}; "
+                    f"valid: {', '.join(TRAIN_OPTION_NAMES)}"
+                )
+        set_(self, "options", tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in opts))
+        # Building every point runs TrainConfig's own validation (epochs, lr, ...) now, before
+        # anything is written: a sweep that fails validation leaves no trace in the store.
+        self.points()
+        self._check_models_fit()
+
+    def radii_for(self, constraint: str) -> tuple[float, ...]:
+        """The radii swept for `constraint` (per-constraint list if given, else `radii`)."""
+        return dict(self.radii_by_constraint).get(constraint, self.radii)
+
+    def _check_models_fit(self) -> None:
+        # e.g. convnet's fc layer is sized for 28x28 inputs: fail now, not once per point.
+        from projlib.training.datasets import DATASETS
+        from projlib.training.models import build_model
+
+        for d in self.datasets:
+            spec = DATASETS[d]
+            for m in self.models:
+                try:
+                    build_model(m, spec.input_shape, spec.num_classes)
+                except (ValueError, TypeError, RuntimeError) as exc:
+                    raise ValueError(f"model {m!r} does not fit dataset {d!r}: {exc}") from exc
+
+    def points(self) -> list[TrainConfig]:
+        """Expand to TrainConfigs: per (dataset, model, seed) the dense baseline first, then
+        procedures x constraints x radii. Duplicates (same point_id) are dropped, order kept."""
+        from projlib.projections import REGISTRY
+
+        shared = dict(self.options)
+        out: dict[str, TrainConfig] = {}
+        for d in self.datasets:
+            for m in self.models:
+                for s in self.seeds:
+                    base = dict(shared, dataset=d, model=m, seed=s, epochs=self.epochs,
+                                device=self.device)
+                    candidates = [TrainConfig(**base, procedure="dense")]
+                    for p in self.procedures:
+                        if p == "dense":
+                            continue
+                        for c in self.constraints:
+                            point = dict(base)
+                            if not REGISTRY[c].grouped:
+                                # `groups` means nothing to an ungrouped operator (l1) and
+                                # TrainConfig rejects it there; a sweep over l1 and l21 with
+                                # groups="rows" applies it where it has a meaning.
+                                point.pop("groups", None)
+                            for r in self.radii_for(c):
+                                candidates.append(
+                                    TrainConfig(**point, procedure=p, constraint=c, radius=r)
+                                )
+                    for cfg in candidates:
+                        out.setdefault(point_id(cfg), cfg)
+        return list(out.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description (stored with the sweep)."""
+        return {
+            "datasets": list(self.datasets),
+            "models": list(self.models),
+            "procedures": list(self.procedures),
+            "constraints": list(self.constraints),
+            "radii": list(self.radii),
+            "radii_by_constraint": {k: list(v) for k, v in self.radii_by_constraint},
+            "seeds": list(self.seeds),
+            "epochs": self.epochs,
+            "device": self.device,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
+        }
+
+    def sweep_id(self) -> str:
+        """sha256 hex of the sorted point ids: same points, same sweep."""
+        ids = sorted(point_id(c) for c in self.points())
+        return hashlib.sha256("\n".join(ids).encode("ascii")).hexdigest()
+
+
+def resolve_device(device: str, executor: str = "local", gpus_per_task: float = 0.0) -> str:
+    """Turn "auto" into the device points will really use, so the point hash names it.
+
+    Local: cuda when this process sees a GPU. Ray: the driver may have no GPU while the workers
+    do, so the answer follows the resources asked per task (cuda iff gpus_per_task > 0)."""
+    if device not in DEVICE_NAMES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_NAMES)}; got {device!r}")
+    if device != "auto":
+        return device
+    if executor == "ray":
+        return "cuda" if gpus_per_task > 0 else "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,319 @@
+"""`ResultsStore`: the SQLite results database (stdlib sqlite3, WAL mode).
+
+Tables:
+  points        one row per sweep point, keyed by `point_id`, row schema of docs/ARCHITECTURE.md
+                plus bookkeeping (claimed_by = "host:pid" of the runner, attempts = times claimed).
+  sweeps        one row per distinct sweep (sweep_id, config_json, created_at).
+  sweep_points  which points belong to which sweep, in expansion order.
+
+Concurrency: every write is a short `BEGIN IMMEDIATE` transaction, which takes SQLite's write
+lock up front, so "find a pending point and mark it running" is atomic across processes: two
+runners on one file can never claim the same point. WAL lets readers (`greenbench runs`) proceed
+while a sweep writes; busy_timeout makes writers wait for the lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ResultsStore", "COLUMNS", "METRIC_COLUMNS", "STATUSES", "StoreError", "owner_token"]
+
+STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
+
+# (name, SQL type) in schema order. None in Python <-> NULL in SQL <-> "not measured".
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("point_id", "TEXT PRIMARY KEY"),
+    ("status", "TEXT NOT NULL"),
+    ("error", "TEXT"),
+    ("dataset", "TEXT"),
+    ("model", "TEXT"),
+    ("procedure", "TEXT"),
+    ("constraint", "TEXT"),
+    ("radius", "REAL"),
+    ("groups", "TEXT"),
+    ("seed", "INTEGER"),
+    ("epochs", "INTEGER"),
+    ("config_json", "TEXT"),
+    ("test_accuracy", "REAL"),
+    ("fraction_nonzero", "REAL"),
+    ("removed_input_fraction", "REAL"),
+    ("layers_json", "TEXT"),
+    ("maccs_dense", "INTEGER"),
+    ("maccs_structured", "INTEGER"),
+    ("maccs_nonzero", "INTEGER"),
+    ("maccs_lowrank", "INTEGER"),
+    ("params_dense", "INTEGER"),
+    ("params_structured", "INTEGER"),
+    ("params_nonzero", "INTEGER"),
+    ("bytes_dense", "INTEGER"),
+    ("bytes_structured", "INTEGER"),
+    ("bytes_csr", "INTEGER"),
+    ("bytes_entropy", "INTEGER"),
+    ("energy_j", "REAL"),
+    ("energy_method", "TEXT"),
+    ("energy_json", "TEXT"),
+    ("carbon_g", "REAL"),
+    ("carbon_method", "TEXT"),
+    ("country_iso_code", "TEXT"),
+    ("wall_time_s", "REAL"),
+    ("started_at", "TEXT"),
+    ("finished_at", "TEXT"),
+    ("package_version", "TEXT"),
+    ("git_sha", "TEXT"),
+    ("torch_version", "TEXT"),
+    ("cuda_version", "TEXT"),
+    ("device_name", "TEXT"),
+    # bookkeeping beyond the shared schema
+    ("claimed_by", "TEXT"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
+# Columns a finished point fills in (everything measured or recorded about the run).
+METRIC_COLUMNS: tuple[str, ...] = tuple(
+    c
+    for c in COLUMN_NAMES[COLUMN_NAMES.index("test_accuracy") :]
+    if c not in ("started_at", "finished_at", "claimed_by", "attempts")
+)
+_CONFIG_COLUMNS = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seed",
+                   "epochs")
+
+
+class StoreError(ValueError):
+    """The database file cannot be opened or is not a greenbench results store."""
+
+
+def owner_token() -> str:
+    """'host:pid' of this process, recorded on the points it claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_dead(owner: str | None) -> bool:
+    # Only a runner on this host can be checked; a remote owner is presumed alive.
+    if not owner or ":" not in owner:
+        return True
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _q(name: str) -> str:
+    # "constraint" is an SQL keyword; quote every identifier the same way.
+    return f'"{name}"'
+
+
+class ResultsStore:
+    """SQLite results store. Use as a context manager or call `close()`.
+
+    Raises:
+        StoreError: when `path` cannot be opened or holds something that is not a results db.
+    """
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 60.0) -> None:
+        if busy_timeout_s <= 0:
+            raise ValueError(f"busy_timeout_s must be > 0, got {busy_timeout_s}")
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"db: {self.path} is a directory, not a database file")
+        try:
+            # isolation_level=None: autocommit, every transaction is an explicit BEGIN below.
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"db: cannot use {self.path} as a results database: {exc}") from exc
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        cols = ", ".join(f"{_q(n)} {t}" for n, t in COLUMNS)
+        with self._write() as c:
+            c.execute(f"CREATE TABLE IF NOT EXISTS points ({cols})")
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS sweeps (sweep_id TEXT PRIMARY KEY, "
+                "config_json TEXT NOT NULL, created_at TEXT NOT NULL)"
+            )
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS sweep_points (sweep_id TEXT NOT NULL, "
+                "point_id TEXT NOT NULL, ordinal INTEGER NOT NULL, "
+                "PRIMARY KEY (sweep_id, point_id))"
+            )
+            # A store written by an older greenbench gains the newer columns (all nullable).
+            have = {r["name"] for r in c.execute("PRAGMA table_info(points)")}
+            for name, sql_type in COLUMNS:
+                if name not in have:
+                    c.execute(f"ALTER TABLE points ADD COLUMN {_q(name)} {sql_type}")
+
+    # ------------------------------------------------------------------ sweeps
+    def register_sweep(
+        self, sweep_id: str, sweep_config: dict[str, Any], points: Sequence[tuple[str, dict]]
+    ) -> int:
+        """Record a sweep and its points (point_id, canonical config dict); existing points keep
+        their status and results. Returns the number of points newly inserted."""
+        now = _now()
+        inserted = 0
+        with self._write() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?)",
+                (sweep_id, json.dumps(sweep_config, sort_keys=True), now),
+            )
+            for ordinal, (pid, cfg) in enumerate(points):
+                values = [pid, "pending"] + [cfg.get(k) for k in _CONFIG_COLUMNS]
+                values.append(json.dumps(cfg, sort_keys=True))
+                names = ("point_id", "status", *_CONFIG_COLUMNS, "config_json")
+                cur = c.execute(
+                    f"INSERT OR IGNORE INTO points ({', '.join(map(_q, names))}) "
+                    f"VALUES ({', '.join('?' * len(names))})",
+                    values,
+                )
+                inserted += cur.rowcount
+                c.execute(
+                    "INSERT OR IGNORE INTO sweep_points VALUES (?, ?, ?)", (sweep_id, pid, ordinal)
+                )
+        return inserted
+
+    def requeue(self, sweep_id: str, retry_failed: bool = True) -> int:
+        """Make the sweep's unfinished points runnable again: interrupted (and failed, unless
+        `retry_failed` is False) -> pending, and running points whose owner process on this
+        host is gone (a crashed runner) -> pending. Returns how many were requeued."""
+        statuses = ["interrupted"] + (["failed"] if retry_failed else [])
+        with self._write() as c:
+            ids = [
+                r["point_id"]
+                for r in c.execute(
+                    "SELECT p.point_id, p.status, p.claimed_by FROM points p JOIN sweep_points s "
+                    "ON p.point_id = s.point_id WHERE s.sweep_id = ?",
+                    (sweep_id,),
+                )
+                if r["status"] in statuses
+                or (r["status"] == "running" and _owner_dead(r["claimed_by"]))
+            ]
+            for pid in ids:
+                c.execute(
+                    "UPDATE points SET status='pending', claimed_by=NULL WHERE point_id=?", (pid,)
+                )
+        return len(ids)
+
+    # ------------------------------------------------------------------ point lifecycle
+    def claim(self, sweep_id: str, owner: str | None = None) -> str | None:
+        """Atomically take the sweep's next pending point (expansion order) and mark it running.
+        Returns its point_id, or None when no pending point is left."""
+        owner = owner or owner_token()
+        with self._write() as c:
+            row = c.execute(
+                "SELECT p.point_id FROM points p JOIN sweep_points s ON p.point_id = s.point_id "
+                "WHERE s.sweep_id = ? AND p.status = 'pending' ORDER BY s.ordinal LIMIT 1",
+                (sweep_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            # The WHERE status='pending' is belt and braces: the write lock is already held.
+            cur = c.execute(
+                "UPDATE points SET status='running', claimed_by=?, started_at=?, "
+                "finished_at=NULL, error=NULL, attempts=attempts+1 "
+                "WHERE point_id=? AND status='pending'",
+                (owner, _now(), row["point_id"]),
+            )
+            return row["point_id"] if cur.rowcount == 1 else None
+
+    def complete(self, point_id: str, metrics: dict[str, Any]) -> None:
+        """Store a finished point's measurements (keys from METRIC_COLUMNS) and mark it done."""
+        unknown = set(metrics) - set(METRIC_COLUMNS)
+        if unknown:
+            raise ValueError(f"metrics: unknown columns {sorted(unknown)}")
+        sets = ", ".join(f"{_q(k)}=?" for k in metrics)
+        with self._write() as c:
+            c.execute(
+                f"UPDATE points SET {sets}{', ' if sets else ''}status='done', error=NULL, "
+                "finished_at=? WHERE point_id=?",
+                [*metrics.values(), _now(), point_id],
+            )
+
+    def fail(self, point_id: str, error: str) -> None:
+        """Mark a point failed with its error text."""
+        self._finish(point_id, "failed", error)
+
+    def interrupt(self, point_ids: Iterable[str]) -> None:
+        """Mark in-flight points interrupted (Ctrl-C)."""
+        for pid in point_ids:
+            self._finish(pid, "interrupted", "interrupted by the user (SIGINT)")
+
+    def _finish(self, point_id: str, status: str, error: str) -> None:
+        with self._write() as c:
+            c.execute(
+                "UPDATE points SET status=?, error=?, finished_at=? WHERE point_id=?",
+                (status, error, _now(), point_id),
+            )
+
+    # ------------------------------------------------------------------ reading
+    def rows(self, status: str | None = None, sweep_id: str | None = None) -> list[dict[str, Any]]:
+        """All points as dicts (schema columns), optionally filtered by status and sweep."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+        sql = "SELECT p.* FROM points p"
+        args: list[Any] = []
+        where: list[str] = []
+        if sweep_id is not None:
+            sql += " JOIN sweep_points s ON p.point_id = s.point_id"
+            where.append("s.sweep_id = ?")
+            args.append(sweep_id)
+        if status is not None:
+            where.append("p.status = ?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY p.dataset, p.model, p.procedure, p.\"constraint\", p.radius, p.seed"
+        return [dict(r) for r in self._conn.execute(sql, args)]
+
+    def get(self, point_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT * FROM points WHERE point_id=?", (point_id,)).fetchone()
+        return None if row is None else dict(row)
+
+    def counts(self, sweep_id: str | None = None) -> dict[str, int]:
+        """Number of points per status (every status present as a key)."""
+        out = dict.fromkeys(STATUSES, 0)
+        for r in self.rows(sweep_id=sweep_id):
+            out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._conn.execute("SELECT * FROM sweeps ORDER BY created_at")]
