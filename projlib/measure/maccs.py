@@ -1,0 +1,220 @@
+"""``cost_report``: MACCs, parameter counts and bytes of a sequential network, per layer and total.
+
+Per sample, for a Linear (in I, out O) and a Conv2d (I -> O channels, kernel kh x kw, output
+Ho x Wo), with I', O' the units kept by :mod:`projlib.measure.structure`:
+
+* ``maccs_dense``       I*O            | I*O*kh*kw*Ho*Wo   (what thop counts for these layers)
+* ``maccs_structured``  I'*O'          | I'*O'*kh*kw*Ho*Wo (the compacted dense network)
+* ``maccs_nonzero``     nnz(W[O',I'])  | nnz(W[O',I'])*Ho*Wo (what an ideal sparse kernel does)
+* ``maccs_lowrank``     min(structured, r*(I'+O')) | min(structured, r*(I'*kh*kw+O')*Ho*Wo),
+  r the numerical rank of the kept matrix (conv: reshaped to O' x I'*kh*kw), i.e. a factorised
+  layer W = A B with A (O' x r), B (r x I'), when that is cheaper.
+
+Only Linear and Conv2d MACCs are counted: BatchNorm folds into the preceding layer at inference
+and pooling/ReLU are comparisons. ``thop_maccs`` is thop's own total, which also counts
+BatchNorm and AvgPool operations, so it equals ``maccs_dense`` only for nets without them.
+Parameters are the learnable tensors (weights, biases, BatchNorm affine), not running stats.
+
+Complexity: O(total weights) plus one SVD per weight layer for the rank.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from projlib.measure.memory import csr_bytes, entropy_bytes
+from projlib.measure.structure import ModulePlan, Select, plan_model
+
+_TOTALS = ("maccs_dense", "maccs_structured", "maccs_nonzero", "maccs_lowrank", "params_dense",
+           "params_structured", "params_nonzero", "bytes_dense", "bytes_structured", "bytes_csr",
+           "bytes_entropy")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Costs of one parameterised module (Linear, Conv2d, BatchNorm)."""
+
+    index: int
+    kind: str
+    in_units: int
+    out_units: int
+    in_kept: int
+    out_kept: int
+    outputs_zero: int  # removed outputs always 0 here (a BatchNorm after may shift: folded)
+    outputs_unused: int  # removed outputs that no kept unit downstream reads
+    outputs_folded: int  # removed outputs emitting a nonzero constant, folded downstream
+    rank: int | None
+    maccs_dense: int
+    maccs_structured: int
+    maccs_nonzero: int
+    maccs_lowrank: int
+    params_dense: int
+    params_structured: int
+    params_nonzero: int
+    bytes_dense: int
+    bytes_structured: int
+    bytes_csr: int
+    bytes_entropy: int
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Totals over ``layers`` plus thop's dense count (``None`` if thop failed)."""
+
+    layers: list[LayerCost] = field(default_factory=list)
+    maccs_dense: int = 0
+    maccs_structured: int = 0
+    maccs_nonzero: int = 0
+    maccs_lowrank: int = 0
+    params_dense: int = 0
+    params_structured: int = 0
+    params_nonzero: int = 0
+    bytes_dense: int = 0
+    bytes_structured: int = 0
+    bytes_csr: int = 0
+    bytes_entropy: int = 0
+    thop_maccs: int | None = None
+    csr_index_bytes: int = 4
+    tolerance: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def numerical_rank(matrix: torch.Tensor, rtol: float | None = None) -> int:
+    """Number of singular values > rtol * s_max (default rtol = max(m, n) * eps, as numpy)."""
+    if matrix.numel() == 0:
+        return 0
+    m = matrix.detach()
+    if m.is_cuda:
+        s = torch.linalg.svdvals(m.double()).cpu().numpy()
+    else:  # numpy's LAPACK path avoids a multi-second first-call warm-up seen with torch on CPU
+        s = np.linalg.svd(m.double().numpy(), compute_uv=False)
+    if rtol is None:
+        rtol = max(matrix.shape) * torch.finfo(matrix.dtype).eps
+    return int((s > rtol * s[0]).sum())
+
+
+def _nnz(t: torch.Tensor | None, tolerance: float) -> int:
+    return 0 if t is None else int((t.detach().abs() > tolerance).sum())
+
+
+def _weight_layer(p: ModulePlan, tolerance: float, index_bytes: int, entropy_dtype,
+                  rank_rtol: float | None) -> LayerCost:
+    m = p.module
+    w = m.weight.detach()
+    out_idx, in_idx = p.kept_out.to(w.device), p.kept_in.to(w.device)
+    w_sub = w[out_idx][:, in_idx]
+    i_all, o_all, i_k, o_k = w.shape[1], w.shape[0], in_idx.numel(), out_idx.numel()
+    positions, kernel = 1, 1
+    if isinstance(m, nn.Conv2d):
+        positions = p.out_shape[1] * p.out_shape[2]
+        kernel = w.shape[2] * w.shape[3]
+    matrix = w_sub.reshape(o_k, i_k * kernel)
+    rank = numerical_rank(matrix, rank_rtol)
+    structured = i_k * o_k * kernel * positions
+    lowrank = min(structured, rank * (i_k * kernel + o_k) * positions)
+    bias = m.bias.detach() if m.bias is not None else None
+    fold_nonzero = p.fold is not None and bool((p.fold != 0).any())
+    new_bias = None
+    if bias is not None or fold_nonzero:
+        new_bias = (bias[out_idx] if bias is not None else 0) + p.fold
+    has_bias = new_bias is not None
+    elem = w.element_size()
+    params_structured = matrix.numel() + (o_k if has_bias else 0)
+    return LayerCost(
+        index=p.index, kind=type(m).__name__, in_units=i_all, out_units=o_all, in_kept=i_k,
+        out_kept=o_k, outputs_zero=p.outputs_zero, outputs_unused=p.outputs_unused,
+        outputs_folded=p.outputs_folded, rank=rank,
+        maccs_dense=i_all * o_all * kernel * positions, maccs_structured=structured,
+        maccs_nonzero=_nnz(matrix, tolerance) * positions, maccs_lowrank=lowrank,
+        params_dense=w.numel() + (bias.numel() if bias is not None else 0),
+        params_structured=params_structured,
+        params_nonzero=_nnz(matrix, tolerance) + _nnz(new_bias, tolerance),
+        bytes_dense=(w.numel() + (bias.numel() if bias is not None else 0)) * elem,
+        bytes_structured=params_structured * elem,
+        bytes_csr=csr_bytes(matrix, index_bytes, tolerance) + (o_k * elem if has_bias else 0),
+        bytes_entropy=entropy_bytes(w, entropy_dtype)
+        + (entropy_bytes(bias, entropy_dtype) if bias is not None else 0),
+    )
+
+
+def _norm_layer(p: ModulePlan, tolerance: float, entropy_dtype) -> LayerCost:
+    m = p.module
+    tensors = [t.detach() for t in (m.weight, m.bias) if t is not None]
+    units, kept = p.in_shape[0], p.emitted_in.numel()
+    dense = sum(t.numel() for t in tensors)
+    elem = tensors[0].element_size() if tensors else 4
+    sub = [t[p.emitted_in.to(t.device)] for t in tensors]
+    structured = sum(t.numel() for t in sub)
+    return LayerCost(
+        index=p.index, kind=type(m).__name__, in_units=units, out_units=units, in_kept=kept,
+        out_kept=kept, outputs_zero=0, outputs_unused=0, outputs_folded=0, rank=None,
+        maccs_dense=0, maccs_structured=0, maccs_nonzero=0, maccs_lowrank=0,
+        params_dense=dense, params_structured=structured,
+        params_nonzero=sum(_nnz(t, tolerance) for t in sub), bytes_dense=dense * elem,
+        bytes_structured=structured * elem, bytes_csr=structured * elem,  # kept dense: tiny
+        bytes_entropy=sum(entropy_bytes(t, entropy_dtype) for t in tensors),
+    )
+
+
+def thop_maccs(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
+    """thop's MAC count for one sample, or None when thop fails on the model.
+
+    We use the maintained ``ultralytics-thop`` fork (same ``thop`` import name, same API): the
+    original ``thop`` (Lyken17/pytorch-OpCounter) has had no release since 2022, while the fork
+    tracks current torch and has fixed counting rules (adaptive pooling, norm families) since.
+    """
+    try:
+        import thop
+
+        probe = copy.deepcopy(model).eval()  # thop adds buffers/hooks: keep the caller's clean
+        param = next(probe.parameters(), None)
+        x = torch.zeros((1, *input_shape), device=param.device if param is not None else "cpu",
+                        dtype=param.dtype if param is not None else torch.float32)
+        custom = {Select: lambda m, inp, out: None}
+        macs, _ = thop.profile(probe, inputs=(x,), custom_ops=custom, verbose=False)
+        return int(round(float(macs)))
+    except Exception:  # thop is a cross-check only; the report stays usable without it
+        return None
+
+
+def torch_flop_maccs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """MACCs from ``torch.utils.flop_counter.FlopCounterMode`` (flops / 2), one sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    param = next(model.parameters(), None)
+    x = torch.zeros((1, *input_shape), device=param.device if param is not None else "cpu",
+                    dtype=param.dtype if param is not None else torch.float32)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() // 2
+
+
+def cost_report(model: nn.Module, input_shape: tuple[int, ...], *, tolerance: float = 0.0,
+                csr_index_bytes: int = 4, entropy_dtype: torch.dtype | None = None,
+                rank_rtol: float | None = None) -> CostReport:
+    """MACCs, parameters and bytes of ``model`` for one sample of shape ``input_shape``.
+
+    ``tolerance``: weights with |w| <= tolerance count as zero (default: exact zeros only).
+    ``csr_index_bytes``: 4 (int32) or 8 (int64) per CSR index. ``entropy_dtype``: cast before
+    the entropy estimate (None: as stored). See the module docstring for the formulas.
+    """
+    if csr_index_bytes not in (4, 8):
+        raise ValueError(f"csr_index_bytes must be 4 or 8 (got {csr_index_bytes!r})")
+    plans = plan_model(model, input_shape, tolerance)
+    layers = []
+    for p in plans:
+        if isinstance(p.module, (nn.Linear, nn.Conv2d)):
+            layers.append(_weight_layer(p, tolerance, csr_index_bytes, entropy_dtype, rank_rtol))
+        elif isinstance(p.module, (nn.BatchNorm1d, nn.BatchNorm2d)) and p.module.affine:
+            layers.append(_norm_layer(p, tolerance, entropy_dtype))
+    totals = {k: sum(getattr(layer, k) for layer in layers) for k in _TOTALS}
+    return CostReport(layers=layers, thop_maccs=thop_maccs(model, tuple(input_shape)),
+                      csr_index_bytes=csr_index_bytes, tolerance=float(tolerance), **totals)
