@@ -1,0 +1,101 @@
+"""asv training suite: the cost of the paper's projection step inside a training epoch.
+
+One epoch of LeNet-300-100 (batch 128, Adam, CPU, one thread) on **synthetic** data of
+Fashion-MNIST's size (60 000 train / 10 000 test images of 1x28x28, seeded uniform pixels,
+seeded labels): the epoch time depends on the shapes, not on the pixels, and synthetic data keeps
+the suite independent of any download. Each `train(...)` call also builds the model and scores
+the 10 000 test images once; both runs pay that, so it dilutes the ratio only slightly.
+
+- ``time_dense_epoch`` / ``time_projected_epoch``: wall time of one `train(epochs=1)` call.
+- ``track_projected_over_dense``: projected / dense epoch time measured in the same process,
+  alternating the two, median of REPEATS each. Target (issue 3): <= 1.15 for the paper's
+  default layer selection.
+
+Parameter ``layers``: "hidden" = the paper's default (only Linear(300, 100) constrained);
+"first+hidden" = also the 784 -> 300 input layer (constrain_first=True), 8x more weights to
+project per step.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+# Active at every step: the hidden layer's l1,1 norm is ~870 at init, the input layer's ~6800.
+RADIUS = 50.0
+REPEATS = 5
+LAYER_CHOICES = ("hidden", "first+hidden")
+
+
+def _synthetic_fashion_mnist():
+    from projlib.training import Dataset
+
+    gen = torch.Generator().manual_seed(0)
+    return Dataset(
+        name="fashion-mnist",
+        train_x=torch.rand(60_000, 1, 28, 28, generator=gen),
+        train_y=torch.randint(0, 10, (60_000,), generator=gen),
+        test_x=torch.rand(10_000, 1, 28, 28, generator=gen),
+        test_y=torch.randint(0, 10, (10_000,), generator=gen),
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        source="synthetic (benchmark_training.py), Fashion-MNIST sizes",
+    )
+
+
+def _config(procedure: str, layers: str):
+    from projlib.training import TrainConfig
+
+    kwargs = {}
+    if procedure == "projected":
+        kwargs = {"constraint": "l11", "radius": RADIUS}
+    return TrainConfig(
+        dataset="fashion-mnist", model="lenet300", procedure=procedure, epochs=1,
+        batch_size=128, optimizer="adam", lr=1e-3, seed=0, device="cpu",
+        constrain_first=(layers == "first+hidden"), **kwargs,
+    )
+
+
+class TrainingSuite:
+    params = [LAYER_CHOICES]
+    param_names = ["layers"]
+    number = 1
+    repeat = (2, 5, 30.0)
+    warmup_time = 0.0
+    timeout = 600
+
+    def setup(self, layers: str) -> None:
+        from projlib.training import train
+
+        # One thread: the measurement should not depend on what else shares the cores.
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self.data = _synthetic_fashion_mnist()
+        self.train = train
+        self.dense = _config("dense", layers)
+        self.projected = _config("projected", layers)
+
+    def teardown(self, layers: str) -> None:
+        torch.set_num_threads(self._threads)
+
+    def _epoch_s(self, cfg) -> float:
+        start = time.perf_counter()
+        self.train(cfg, dataset=self.data)
+        return time.perf_counter() - start
+
+    def time_dense_epoch(self, layers: str) -> None:
+        self.train(self.dense, dataset=self.data)
+
+    def time_projected_epoch(self, layers: str) -> None:
+        self.train(self.projected, dataset=self.data)
+
+    def track_projected_over_dense(self, layers: str) -> float:
+        dense, projected = [], []
+        for _ in range(REPEATS):  # alternate so drifts in machine load hit both equally
+            dense.append(self._epoch_s(self.dense))
+            projected.append(self._epoch_s(self.projected))
+        return statistics.median(projected) / statistics.median(dense)
+
+    track_projected_over_dense.unit = "ratio"

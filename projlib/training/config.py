@@ -1,0 +1,193 @@
+"""`TrainConfig`: the one frozen, validated description of a training run.
+
+Every check lives in `__post_init__`, so a config that exists is a config that can run (up to
+facts only known once the model is built, such as which parameter names a `layers` pattern
+matches; `train` checks those). Errors are `ValueError` / `TypeError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROCEDURE_NAMES: tuple[str, ...] = ("dense", "projected", "lottery", "magnitude")
+OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
+DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", "auto")
+GROUP_NAMES: tuple[str, ...] = ("columns", "rows")
+
+
+def _constraint_names() -> tuple[str, ...]:
+    # Imported lazily: the registry is the single source of constraint names, and importing it
+    # here at module load would make the config unusable while projections are being built.
+    from projlib.projections import constraint_names
+
+    return tuple(constraint_names())
+
+
+def _is_grouped(name: str) -> bool:
+    from projlib.projections import REGISTRY
+
+    return bool(REGISTRY[name].grouped)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: dataset x model x procedure (x constraint, radius) and its options.
+
+    procedure: "dense" (no constraint), "projected" (projection after every optimizer step),
+    "lottery" (projected phase 1 -> mask of the projected weights -> rewind to the initial
+    weights -> masked retrain) or "magnitude" (Frankle & Carbin baseline: dense phase 1 ->
+    per-layer largest-magnitude mask at the sparsity of `layer_sparsity`, or of a projected run
+    with `constraint`/`radius` when `layer_sparsity` is None -> rewind -> masked retrain).
+    layers: fnmatch patterns over parameter names ("3.weight"); None = the paper's default, all
+    weight matrices except the first (unless `constrain_first`) and the last (unless
+    `constrain_last`). When `layers` is given it is the exact selection and the two flags are
+    not consulted.
+    """
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    procedure: str = "dense"
+    constraint: str | None = None
+    radius: float | None = None
+    groups: str = "columns"
+    epochs: int = 10
+    retrain_epochs: int | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "cpu"
+    layers: tuple[str, ...] | None = None
+    constrain_first: bool = False
+    constrain_last: bool = False
+    data_dir: str | None = None
+    download: bool = False
+    layer_sparsity: tuple[tuple[str, float], ...] | None = None
+
+    def __post_init__(self) -> None:
+        # Imported here to avoid an import cycle (datasets/models import nothing from config).
+        from projlib.training.datasets import DATASETS
+        from projlib.training.models import MODELS
+
+        _check_choice("dataset", self.dataset, tuple(DATASETS))
+        _check_choice("model", self.model, tuple(MODELS))
+        _check_choice("procedure", self.procedure, PROCEDURE_NAMES)
+        _check_choice("groups", self.groups, GROUP_NAMES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        _check_choice("device", self.device, DEVICE_NAMES)
+        _check_int("epochs", self.epochs, 1)
+        if self.retrain_epochs is not None:
+            _check_int("retrain_epochs", self.retrain_epochs, 1)
+        _check_positive_float("lr", self.lr)
+        object.__setattr__(self, "lr", float(self.lr))  # 1 and 1.0 must hash the same
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("seed", self.seed, 0)
+        for flag in ("constrain_first", "constrain_last", "download"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {type(getattr(self, flag)).__name__}")
+        self._check_constraint()
+        self._normalise_layers()
+        self._normalise_layer_sparsity()
+        if self.data_dir is not None:
+            if not isinstance(self.data_dir, (str, Path)):
+                raise TypeError(
+                    f"data_dir must be a str or Path, got {type(self.data_dir).__name__}"
+                )
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+
+    def _check_constraint(self) -> None:
+        if self.procedure == "dense":
+            if self.constraint is not None:
+                raise ValueError(
+                    f"constraint must be None for procedure='dense', got {self.constraint!r}"
+                )
+            return
+        needs_constraint = self.procedure in ("projected", "lottery") or (
+            self.procedure == "magnitude" and self.layer_sparsity is None
+        )
+        if self.constraint is None:
+            if needs_constraint:
+                raise ValueError(
+                    f"constraint is required for procedure={self.procedure!r}"
+                    + (" (or give layer_sparsity)" if self.procedure == "magnitude" else "")
+                )
+            return
+        _check_choice("constraint", self.constraint, _constraint_names())
+        if self.groups != "columns" and not _is_grouped(self.constraint):
+            raise ValueError(
+                f"groups does not apply to constraint={self.constraint!r}; leave it at 'columns'"
+            )
+        if self.radius is None:
+            raise ValueError(f"radius is required with constraint={self.constraint!r}")
+        _check_positive_float("radius", self.radius)
+        object.__setattr__(self, "radius", float(self.radius))
+
+    def _normalise_layers(self) -> None:
+        if self.layers is None:
+            return
+        if isinstance(self.layers, str) or not isinstance(self.layers, (tuple, list)):
+            raise TypeError("layers must be a tuple of fnmatch patterns (str) or None")
+        if not self.layers or not all(isinstance(p, str) and p for p in self.layers):
+            raise ValueError("layers must be a non-empty tuple of non-empty patterns")
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    def _normalise_layer_sparsity(self) -> None:
+        if self.layer_sparsity is None:
+            return
+        if self.procedure != "magnitude":
+            raise ValueError("layer_sparsity is only used by procedure='magnitude'")
+        if isinstance(self.layer_sparsity, dict):
+            pairs = tuple(self.layer_sparsity.items())
+        else:
+            pairs = tuple(tuple(p) for p in self.layer_sparsity)
+        if not pairs:
+            raise ValueError("layer_sparsity must name at least one layer")
+        for pair in pairs:
+            if len(pair) != 2 or not isinstance(pair[0], str):
+                raise ValueError(
+                    f"layer_sparsity entries must be (layer_name, fraction_zero), got {pair!r}"
+                )
+            frac = pair[1]
+            if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+                raise ValueError(
+                    f"layer_sparsity fraction for {pair[0]!r} must be in [0, 1], got {frac!r}"
+                )
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise ValueError("layer_sparsity names a layer twice")
+        object.__setattr__(self, "layer_sparsity", tuple((n, float(f)) for n, f in pairs))
+
+    @property
+    def resolved_retrain_epochs(self) -> int:
+        """Epochs of the masked retraining phase (lottery / magnitude)."""
+        return self.epochs if self.retrain_epochs is None else self.retrain_epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (tuples become lists), stable field order; the results store hashes it."""
+        out = asdict(self)
+        for f in fields(self):
+            value = out[f.name]
+            if isinstance(value, tuple):
+                out[f.name] = [list(v) if isinstance(v, tuple) else v for v in value]
+        return out

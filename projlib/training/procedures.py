@@ -1,0 +1,283 @@
+"""The training procedures of PAPER_NOTES §3: dense, projected, lottery, magnitude.
+
+`train(config, progress)` is pure: it reads the dataset, trains, and returns a `TrainResult`;
+it writes no file and prints nothing (progress goes through the callback).
+
+Reproducibility: the global RNG is forked (so the caller's RNG state is untouched) and seeded
+with `config.seed` before the model is built and again at the start of every phase; shuffling
+uses its own `torch.Generator` seeded with `config.seed` per phase. Hence on CPU the same
+config gives bit-identical weights, and a phase is reproduced exactly by the procedure that
+consists of it alone (lottery's phase 1 == the projected run, magnitude's phase 1 == the dense
+run with the same config).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from projlib.training.config import TrainConfig
+from projlib.training.datasets import Dataset, load_dataset
+from projlib.training.models import build_model
+from projlib.training.sparsity import (
+    LayerSparsity,
+    apply_masks,
+    layer_sparsity,
+    magnitude_masks,
+    nonzero_masks,
+    select_layers,
+)
+
+Progress = Callable[[dict[str, Any]], None]
+EVAL_BATCH = 1000
+SGD_MOMENTUM = 0.9  # "sgd" means heavy-ball SGD; plain SGD at the paper's step needs many epochs
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced. `test_accuracy` in [0, 1]; per-epoch lists cover all
+    phases in order, `epoch_phases` says which phase each entry belongs to."""
+
+    config: TrainConfig
+    test_accuracy: float
+    train_loss_per_epoch: list[float]
+    test_accuracy_per_epoch: list[float]
+    model: nn.Module
+    initial_state: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor] | None
+    layers: list[LayerSparsity]
+    wall_time_s: float
+    device: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    epoch_phases: list[str] = field(default_factory=list)
+    constrained_layers: tuple[str, ...] = ()
+
+    @property
+    def fraction_nonzero(self) -> float | None:
+        """Nonzero weights / weights over the constrained layers (None if there are none)."""
+        chosen = [s for s in self.layers if s.constrained]
+        if not chosen:
+            return None
+        return sum(s.nonzero for s in chosen) / sum(s.numel for s in chosen)
+
+    @property
+    def fraction_nonzero_all(self) -> float:
+        """Nonzero weights / weights over every weight matrix / kernel (biases excluded)."""
+        return sum(s.nonzero for s in self.layers) / sum(s.numel for s in self.layers)
+
+    @property
+    def removed_input_fraction(self) -> float | None:
+        """Removed columns / columns of the first constrained layer (None if none)."""
+        first = next((s for s in self.layers if s.constrained), None)
+        return None if first is None else first.columns_removed / first.columns_total
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch.cuda.is_available() is False")
+    return torch.device(name)
+
+
+class _Runner:
+    """Holds the model, data and constrained layers shared by the phases of one run."""
+
+    def __init__(self, cfg: TrainConfig, data: Dataset, progress: Progress | None) -> None:
+        self.cfg = cfg
+        self.device = _resolve_device(cfg.device)
+        self.progress = progress
+        torch.manual_seed(cfg.seed)
+        # Built on the CPU under the seed so CPU and CUDA runs start from the same weights.
+        self.model = build_model(cfg.model, data.input_shape, data.num_classes).to(self.device)
+        state = self.model.state_dict()
+        self.initial_state = {k: v.detach().cpu().clone() for k, v in state.items()}
+        self.params = dict(self.model.named_parameters())
+        self.train_x = data.train_x.to(self.device)
+        self.train_y = data.train_y.to(self.device)
+        self.test_x = data.test_x.to(self.device)
+        self.test_y = data.test_y.to(self.device)
+        self.losses: list[float] = []
+        self.accuracies: list[float] = []
+        self.phases: list[str] = []
+
+    def project(self, names: list[str]) -> None:
+        from projlib.projections import REGISTRY, project
+
+        spec = REGISTRY[self.cfg.constraint]
+        # `groups` is only meaningful (and only accepted) for grouped operators.
+        kwargs = {"groups": self.cfg.groups} if spec.grouped else {}
+        with torch.no_grad():
+            for n in names:
+                p = self.params[n]
+                p.copy_(project(p.detach(), self.cfg.constraint, radius=self.cfg.radius, **kwargs))
+
+    def rewind(self) -> None:
+        self.model.load_state_dict(self.initial_state)
+
+    def evaluate(self) -> float:
+        self.model.eval()
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            for i in range(0, self.test_x.shape[0], EVAL_BATCH):
+                logits = self.model(self.test_x[i : i + EVAL_BATCH])
+                correct += (logits.argmax(dim=1) == self.test_y[i : i + EVAL_BATCH]).sum()
+        return int(correct) / self.test_x.shape[0]
+
+    def run_phase(
+        self,
+        phase: str,
+        epochs: int,
+        project_names: list[str] | None = None,
+        masks: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """`epochs` epochs of minibatch training; optional projection or fixed masks per step."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)  # dropout / any global-RNG use restarts identically
+        shuffle = torch.Generator().manual_seed(cfg.seed)
+        if cfg.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        else:
+            opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=SGD_MOMENTUM)
+        dev_masks = {n: m.to(self.device) for n, m in (masks or {}).items()}
+        n = self.train_x.shape[0]
+        for epoch in range(1, epochs + 1):
+            self.model.train()
+            loss_sum = torch.zeros((), device=self.device)
+            order = torch.randperm(n, generator=shuffle).to(self.device)
+            for start in range(0, n, cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                loss = F.cross_entropy(self.model(self.train_x[idx]), self.train_y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                for name, m in dev_masks.items():
+                    self.params[name].grad.mul_(m)  # masked weights get no gradient ...
+                opt.step()
+                if project_names:
+                    self.project(project_names)  # splitting: gradient step, then projection
+                if dev_masks:
+                    # ... and stay exactly 0 whatever the optimizer's state does.
+                    apply_masks(self.model, dev_masks)
+                loss_sum += loss.detach() * idx.numel()
+            self.losses.append(float(loss_sum) / n)
+            self.accuracies.append(self.evaluate())
+            self.phases.append(phase)
+            if self.progress is not None:
+                self.progress({
+                    "phase": phase, "epoch": epoch, "epochs": epochs,
+                    "train_loss": self.losses[-1], "test_accuracy": self.accuracies[-1],
+                })
+
+
+def _dense(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
+    r.run_phase("train", r.cfg.epochs)
+    return None
+
+
+def _projected(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
+    _require_layers(constrained)
+    r.run_phase("train", r.cfg.epochs, project_names=constrained)
+    return None
+
+
+def _lottery(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
+    _require_layers(constrained)
+    r.run_phase("phase1", r.cfg.epochs, project_names=constrained)
+    r.project(constrained)  # a no-op after projected training (ends feasible); kept per §3
+    masks = nonzero_masks(r.model, constrained)
+    r.rewind()
+    apply_masks(r.model, masks)
+    r.run_phase("retrain", r.cfg.resolved_retrain_epochs, masks=masks)
+    return masks
+
+
+def _magnitude(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
+    cfg = r.cfg
+    if cfg.layer_sparsity is not None:
+        target = dict(cfg.layer_sparsity)
+        magnitude_masks(r.model, target)  # validates the names before spending any epoch
+    else:
+        _require_layers(constrained)
+        r.run_phase("match", cfg.epochs, project_names=constrained)
+        target = {s.name: s.fraction_zero for s in layer_sparsity(r.model, constrained)
+                  if s.constrained}
+        r.rewind()
+    r.run_phase("phase1", cfg.epochs)
+    masks = magnitude_masks(r.model, target)
+    r.rewind()
+    apply_masks(r.model, masks)
+    r.run_phase("retrain", cfg.resolved_retrain_epochs, masks=masks)
+    return masks
+
+
+def _require_layers(constrained: list[str]) -> None:
+    if not constrained:
+        raise ValueError(
+            "layers selects no weight to constrain (set layers, constrain_first or constrain_last)"
+        )
+
+
+PROCEDURES: dict[str, Callable[[_Runner, list[str]], dict[str, torch.Tensor] | None]] = {
+    "dense": _dense,
+    "projected": _projected,
+    "lottery": _lottery,
+    "magnitude": _magnitude,
+}
+
+
+def train(
+    config: TrainConfig, progress: Progress | None = None, dataset: Dataset | None = None
+) -> TrainResult:
+    """Run `config` and return its `TrainResult` (model in eval mode, on `config.device`).
+
+    `dataset`: an already loaded `Dataset` of `config.dataset` (saves re-reading the files
+    across the runs of a sweep); loaded from `config.data_dir` when None.
+    Cost: epochs x (forward + backward + per-step projection of each constrained layer).
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be callable or None")
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir, config.download)
+    elif not isinstance(dataset, Dataset) or dataset.name != config.dataset:
+        raise ValueError(f"dataset must be the loaded {config.dataset!r} Dataset")
+    device = _resolve_device(config.device)
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        start = time.perf_counter()
+        runner = _Runner(config, dataset, progress)
+        if config.procedure == "magnitude" and config.layer_sparsity is not None:
+            constrained = [n for n, _ in config.layer_sparsity]
+        else:
+            constrained = select_layers(
+                runner.model, config.layers, config.constrain_first, config.constrain_last
+            )
+        masks = PROCEDURES[config.procedure](runner, constrained)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        wall_time_s = time.perf_counter() - start
+    runner.model.eval()
+    return TrainResult(
+        config=config,
+        test_accuracy=runner.accuracies[-1],
+        train_loss_per_epoch=runner.losses,
+        test_accuracy_per_epoch=runner.accuracies,
+        model=runner.model,
+        initial_state=runner.initial_state,
+        masks=None if masks is None else {k: v.cpu() for k, v in masks.items()},
+        layers=layer_sparsity(runner.model, constrained),
+        wall_time_s=wall_time_s,
+        device=str(device),
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        epoch_phases=runner.phases,
+        constrained_layers=tuple(constrained),
+    )
