@@ -1,0 +1,360 @@
+"""Numba CPU kernels for l1-ball thresholds, on zero-copy numpy views of CPU tensors.
+
+All kernels are compiled lazily with ``cache=True``: the first call in a fresh install compiles
+(about a second per kernel and dtype) and writes the machine code to ``__pycache__``; later
+processes load it in milliseconds.  :func:`projlib.projections.warmup` triggers every
+compilation up front (the benchmarks call it in ``setup``) so compile time never lands in a
+timing.  Thresholds and norms are accumulated in float64 whatever the input dtype.
+
+Every kernel finds tau with phi(tau) = sum_i max(|x_i| - tau, 0) = r, the soft threshold of
+the l1-ball projection (phi is convex, decreasing, piecewise linear):
+
+* ``l1_tau`` (long vectors): bounds guessed on a strided sample, one vectorised pass that
+  keeps only a narrow band of entries, Newton/Michelot on the band.  Observed O(n): about two
+  read passes.  Guesses are verified, so they only ever cost time.
+* ``bracket_tau`` (short rows in cache, the groups of l11): Newton from below and a secant
+  from above evaluated in the same vectorised pass, 3-6 passes.
+* ``condat_tau``: L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
+  Program. 158, 2016 (observed O(n)); used for the simplex and for samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# "reassoc" lets LLVM vectorise the reductions; no "nnan"/"ninf" so NaN and inf propagate to the
+# norms, which is how non-finite entries are detected without an extra pass.
+_FM = {"reassoc", "nsz", "contract"}
+
+
+@njit(cache=True, nogil=True)
+def condat_tau(x, radius, v, vt):  # pragma: no cover - compiled
+    """Threshold tau >= 0 with sum(max(|x| - tau, 0)) = radius, and the count of |x| > tau.
+
+    Precondition: sum|x| > radius > 0 (then tau > 0).  ``v`` and ``vt`` are float64 work
+    buffers of at least len(x) entries.  Observed O(n), worst case O(n^2) (Condat 2016).
+    """
+    n = x.shape[0]
+    y0 = abs(np.float64(x[0]))
+    v[0] = y0
+    nv = 1
+    nvt = 0
+    rho = y0 - radius
+    for i in range(1, n):
+        y = abs(np.float64(x[i]))
+        if y > rho:
+            rho += (y - rho) / (nv + 1)
+            if rho > y - radius:
+                v[nv] = y
+                nv += 1
+            else:
+                # y alone already beats the current candidates: park them for the second step
+                for j in range(nv):
+                    vt[nvt + j] = v[j]
+                nvt += nv
+                v[0] = y
+                nv = 1
+                rho = y - radius
+    for j in range(nvt):
+        y = vt[j]
+        if y > rho:
+            v[nv] = y
+            nv += 1
+            rho += (y - rho) / nv
+    changed = True
+    while changed and nv > 1:
+        changed = False
+        j = 0
+        while j < nv:
+            y = v[j]
+            if y <= rho:
+                nv -= 1
+                v[j] = v[nv]
+                rho += (rho - y) / nv
+                changed = True
+            else:
+                j += 1
+    return max(rho, 0.0), nv
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _band_stats(x, low, high):  # pragma: no cover - compiled
+    """One vectorised read pass: (sum |x|, sum and count of |x| > high, count in (low, high])."""
+    s_all = 0.0
+    s_hi = 0.0
+    n_hi = 0
+    n_band = 0
+    for i in range(x.shape[0]):
+        y = abs(np.float64(x[i]))
+        s_all += y
+        above = y > high
+        s_hi += y if above else 0.0
+        n_hi += 1 if above else 0
+        n_band += 1 if (y > low) and not above else 0
+    return s_all, s_hi, n_hi, n_band
+
+
+@njit(cache=True, nogil=True)
+def _band_collect(x, low, high, n_band, n_above_low):  # pragma: no cover - compiled
+    """The n_band values |x_i| in (low, high], as float64.
+
+    When few entries exceed ``low`` (under 2 %, ``n_above_low``) one well-predicted branch
+    per entry; otherwise a branch-free store (c[k] always written, k advanced only for a band
+    entry), since a mispredicted branch costs more than the store.
+    """
+    n = x.shape[0]
+    c = np.empty(n_band + 1, np.float64)
+    k = 0
+    if n_above_low * 50 < n:
+        for i in range(n):
+            y = abs(np.float64(x[i]))
+            if (y > low) & (y <= high):
+                c[k] = y
+                k += 1
+    else:
+        for i in range(n):
+            y = abs(np.float64(x[i]))
+            c[k] = y
+            k += (y > low) & (y <= high)
+    return c[:k]
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _michelot(y, tau, s_fixed, n_fixed, radius):  # pragma: no cover - compiled
+    """Newton on phi(t) = s_fixed - n_fixed t + sum_j max(y_j - t, 0) - radius from a lower
+    bound tau (phi(tau) >= 0); this is Michelot's iteration t <- (S - radius) / K with S, K
+    the sum/count of the entries above t.  It increases monotonically and stops exactly on
+    the root once the active set stops changing (phi is piecewise linear).
+    Returns (tau, count of y_j > tau).  Each step is one vectorised pass over y.
+    """
+    while True:
+        s = s_fixed
+        cnt = 0.0
+        for j in range(y.shape[0]):
+            mask = 1.0 if y[j] > tau else 0.0  # float mask: vectorises
+            s += y[j] * mask
+            cnt += mask
+        if cnt + n_fixed == 0:
+            return tau, int(cnt)
+        new_tau = (s - radius) / (cnt + n_fixed)
+        if not (new_tau > tau):
+            return tau, int(cnt)
+        tau = new_tau
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _threshold_of(y, total, ymax, radius):  # pragma: no cover - compiled
+    """(tau, active count) of y >= 0 (sum y = total > radius > 0, max y = ymax).
+
+    Up to 8 Newton/Michelot steps from the proven lower bound max(ymax - r, (total - r) / n)
+    (enough when many entries are active); if not converged, Condat's algorithm on the
+    entries above the bound reached (few, since the bound has then climbed near the top).
+    """
+    n = y.shape[0]
+    tau = max(ymax - radius, (total - radius) / n)
+    for _ in range(8):
+        s = 0.0
+        cnt = 0
+        for j in range(n):
+            above = y[j] > tau
+            s += y[j] if above else 0.0
+            cnt += 1 if above else 0
+        if cnt == 0:  # radius below the rounding of max y: tau = max y
+            return tau, cnt
+        new_tau = (s - radius) / cnt
+        if not (new_tau > tau):
+            return tau, cnt
+        tau = new_tau
+    m = 0
+    for j in range(n):
+        m += 1 if y[j] > tau else 0
+    rest = np.empty(m, np.float64)
+    m = 0
+    for j in range(n):
+        if y[j] > tau:
+            rest[m] = y[j]
+            m += 1
+    v = np.empty(m, np.float64)
+    vt = np.empty(m, np.float64)
+    return condat_tau(rest, radius, v, vt)
+
+
+@njit(cache=True, nogil=True)
+def _sample_bounds(x, radius):  # pragma: no cover - compiled
+    """Guesses (low, low2, high) bracketing the l1 threshold tau of x, from a strided sample.
+
+    The sample's threshold at the radius scaled to its size estimates tau; its relative noise
+    is about 1 / sqrt(k) (k = the sample's active count), so the radius is inflated (deflated)
+    by 1 + 4 / sqrt(k) + 16 / k for the low (high) guess (the 16 / k term because with few
+    sample actives the sample's largest entries may well exceed tau).  With fewer than 64
+    sample actives no high guess is made (+inf); low2 (radius 8x further
+    inflated) is the second try when low fails.  Wrong guesses cost time, never
+    correctness: ``l1_tau`` verifies them.  Michelot runs start from proven lower bounds:
+    max|y| - r, (sum y - r) / n, and a Newton step from the right for the inflated radius.
+    """
+    n = x.shape[0]
+    stride = n // 8192
+    if stride < 4:
+        return -1.0, -1.0, np.inf
+    ns = n // stride
+    ys = np.empty(ns, np.float64)
+    total = 0.0
+    ymax = 0.0
+    for j in range(ns):
+        yj = abs(np.float64(x[j * stride + stride // 2]))
+        ys[j] = yj
+        total += yj
+        ymax = max(ymax, yj)
+    rs = radius * ns / n
+    if not (total > rs) or rs <= 0.0:
+        return -1.0, -1.0, np.inf
+    tau_s, k = _threshold_of(ys, total, ymax, rs)
+    margin = 1.0 + 4.0 / np.sqrt(max(k, 1)) + 16.0 / max(k, 1)
+    low = -1.0
+    rl = rs * margin
+    if total > rl:
+        start = max(max(ymax - rl, (total - rl) / ns), tau_s - (rl - rs) / max(k, 1))
+        low, _ = _michelot(ys, start, 0.0, 0, rl)
+    low2 = -1.0
+    if total > 8.0 * rl:
+        low2, _ = _michelot(ys, max(ymax - 8.0 * rl, (total - 8.0 * rl) / ns), 0.0, 0, 8.0 * rl)
+    high = np.inf
+    if k >= 64:
+        high, _ = _michelot(ys, tau_s, 0.0, 0, rs / margin)
+    return low, low2, high
+
+
+@njit(cache=True, nogil=True)
+def l1_tau(x, radius):  # pragma: no cover - compiled
+    """(sum|x|, tau): the l1-ball threshold of x at ``radius`` (tau meaningful if sum > radius).
+
+    tau solves phi(tau) = sum_i max(|x_i| - tau, 0) = radius; phi is convex, decreasing and
+    piecewise linear.
+    1. guess low <= tau <= high from a strided sample (``_sample_bounds``);
+    2. one vectorised pass: sum |x|, the sum/count of the |x| > high (surely active) and the
+       count in the band (low, high] (entries <= tau are never active, so dropping them is
+       exact); a second pass collects the band (usually a few % of x);
+    3. verify phi(low) >= radius >= phi(high); if a guess fails, redo 2 with the second guess
+       (low2, +inf), then with the proven bounds low = max(max|x| - r, (sum|x| - r) / n),
+       high = +inf;
+    4. Newton/Michelot on the band from low (``_michelot``): exact at termination.
+    Cost: two read passes over x plus work on the band only: observed O(n).
+    """
+    n = x.shape[0]
+    low1, low2, high1 = _sample_bounds(x, radius)
+    total = 0.0
+    for attempt in range(3):
+        if attempt == 0:
+            low, high = low1, high1
+        elif attempt == 1:
+            if low2 < 0.0:
+                continue
+            low, high = low2, np.inf
+        else:
+            top = 0.0  # a float max does not vectorise; this path is rare
+            for i in range(n):
+                top = max(top, abs(np.float64(x[i])))
+            low, high = max(top - radius, (total - radius) / n), np.inf
+        total, s_hi, n_hi, n_band = _band_stats(x, low, high)
+        if not (total > radius) or radius <= 0.0 or not np.isfinite(total):
+            return total, 0.0
+        c = _band_collect(x, low, high, n_band, n_band + n_hi)
+        if attempt == 2:
+            break
+        phi_low = s_hi - n_hi * low
+        for j in range(c.shape[0]):
+            phi_low += c[j] - low
+        if low >= 0.0 and phi_low >= radius and (n_hi == 0 or s_hi - n_hi * high <= radius):
+            break
+    tau, _ = _michelot(c, low, s_hi, n_hi, radius)
+    return total, max(tau, 0.0)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def soft_threshold(x, t, out):  # pragma: no cover - compiled
+    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t."""
+    for i in range(x.shape[0]):
+        xi = x[i]
+        out[i] = xi - min(max(xi, -t), t)
+
+
+@njit(cache=True, nogil=True)
+def simplex_tau(x, radius):  # pragma: no cover - compiled
+    """tau with sum(max(x - tau, 0)) = radius for any real x and radius > 0 (Condat 2016)."""
+    n = x.shape[0]
+    lo = np.float64(x[0])
+    for i in range(n):
+        lo = min(lo, np.float64(x[i]))
+    # shift so every entry is > 0 and their sum exceeds the radius: then the simplex threshold
+    # of x is the l1-ball threshold of the shifted entries, shifted back
+    shift = lo - radius / n - 1.0
+    y = np.empty(n, np.float64)
+    for i in range(n):
+        y[i] = np.float64(x[i]) - shift
+    v = np.empty(n, np.float64)
+    vt = np.empty(n, np.float64)
+    tau, _ = condat_tau(y, radius, v, vt)
+    return tau + shift
+
+
+# Kernels below that are only reached once the input's norm was found finite may use the
+# full fast-math flags (no NaN/inf), which lets LLVM vectorise max reductions.
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def bracket_tau(y, radius, total):  # pragma: no cover - compiled
+    """l1-ball threshold tau of |y| (sum |y| = total > radius > 0), for short rows in cache.
+
+    phi(t) = sum max(|y| - t, 0) is convex, decreasing, piecewise linear and phi(tau) = radius.
+    Each pass evaluates phi at two points at once: a Newton step from the lower bound L
+    (never overshoots: a lower bound again) and the chord (secant) between L and the upper
+    bound H (the chord lies above phi: an upper bound again).  When no entry is left in
+    (L, H] the active set is known and tau = (sum of the |y| > L - r) / their count, exactly;
+    when the Newton step stalls, tau = L.  Start: L = (total - r) / m, H = max |y|.
+    Observed 3-6 vectorised passes over the row whatever the radius.
+    """
+    m = y.shape[0]
+    low = max((total - radius) / m, 0.0)
+    # float 0/1 masks multiplied in (not int counters or selects): this form vectorises
+    s_lo = 0.0
+    c_lo = 0.0
+    top = 0.0
+    for j in range(m):
+        yj = abs(np.float64(y[j]))
+        mask = 1.0 if yj > low else 0.0
+        s_lo += yj * mask
+        c_lo += mask
+        top = max(top, yj)
+    high = top
+    s_hi = 0.0
+    c_hi = 0.0
+    for _ in range(200):
+        if c_lo == c_hi or c_lo == 0.0:
+            break
+        a = (s_lo - radius) / c_lo  # Newton from low
+        if not (a > low):
+            return low
+        phi_lo = s_lo - c_lo * low
+        phi_hi = s_hi - c_hi * high
+        b = low + (phi_lo - radius) * (high - low) / (phi_lo - phi_hi)
+        b = min(max(b, a), high)
+        sa = 0.0
+        ca = 0.0
+        sb = 0.0
+        cb = 0.0
+        for j in range(m):
+            yj = abs(np.float64(y[j]))
+            ma = 1.0 if yj > a else 0.0
+            mb = 1.0 if yj > b else 0.0
+            sa += yj * ma
+            ca += ma
+            sb += yj * mb
+            cb += mb
+        if not (sa - ca * a >= radius):  # rounding pushed a past tau: keep the old bound
+            return low if c_lo == 0.0 else max(low, (s_lo - radius) / c_lo)
+        low, s_lo, c_lo = a, sa, ca
+        high, s_hi, c_hi = b, sb, cb
+    if c_lo == 0.0:
+        return low
+    return max(low, (s_lo - radius) / c_lo)
