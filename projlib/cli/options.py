@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_CONSTRAINTS",
     "DEFAULT_RADII",
     "DEFAULT_EPOCHS",
+    "DEFAULT_TRAIN_OPTIONS",
     "EXECUTORS",
 ]
 
@@ -59,7 +60,11 @@ DEFAULT_DB = Path("reports/greenbench.db")
 DEFAULT_REPORT = Path("reports/greenbench.html")
 EXECUTORS = ("local", "ray")
 DEFAULT_COUNTRY = "FRA"  # the paper's authors' grid; pass --country for yours
-DEFAULT_EPOCHS = 10
+DEFAULT_EPOCHS = 20
+# The CLI trains with the paper's plain step (SGD, gamma = 0.02, momentum 0.9) unless told
+# otherwise. On digits/mlp this reaches ~97% dense in 20 epochs (~0.5 s a point on one core),
+# where TrainConfig's library default (Adam 1e-3, batch 128) stays near 92%.
+DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {"optimizer": "sgd", "lr": 0.02, "batch_size": 32}
 DEFAULT_CONSTRAINTS = ("l1", "l21", "l11")
 # Radii used when none is given, per constraint. Tuned for the default digits/mlp sweep (the
 # constrained layer is mlp's 64x128 hidden matrix, whose l1 norm at init is ~360) from a 10-epoch
@@ -225,7 +230,7 @@ def resolve_run_options(
         if not torch.cuda.is_available():
             raise OptionError("--device: cuda requested but torch sees no CUDA device")
 
-    train = dict(file.get("train", {}))
+    train = {**DEFAULT_TRAIN_OPTIONS, **file.get("train", {})}
     for key in ("lr", "optimizer", "batch_size", "groups", "retrain_epochs"):
         if cli.get(key) is not None:
             train[key] = cli[key]

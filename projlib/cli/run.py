@@ -59,7 +59,7 @@ def run(
     seeds: Annotated[
         int | None, typer.Option(help="Number of seeds (0..N-1). (default: 1)")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per phase. (default: 10)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per phase. (default: 20)")] = None,
     device: Annotated[str | None, typer.Option(help="auto|cpu|cuda (default: auto)")] = None,
     executor: Annotated[str | None, typer.Option(help="local|ray (default: local)")] = None,
     ray_address: Annotated[
@@ -81,9 +81,13 @@ def run(
     download: Annotated[
         bool | None, typer.Option("--download/--no-download", help="Allow dataset downloads.")
     ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam|sgd")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate. (default: 0.02, the paper's step)")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adam|sgd (sgd: momentum 0.9). (default: sgd)")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size. (default: 32)")] = None,
     groups: Annotated[str | None, typer.Option(help="columns|rows")] = None,
     retrain_epochs: Annotated[
         int | None, typer.Option(help="Epochs of the lottery/magnitude retraining phase.")
