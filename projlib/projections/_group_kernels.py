@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from projlib.projections._l1_kernels import _FM, bracket_tau
+from projlib.projections._l1_kernels import _FM
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -135,17 +135,6 @@ def gather_groups(x, which):  # pragma: no cover - compiled
                 for b in range(B):
                     rows[k, a * B + b] = x[a, g, b]
     return rows
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def rows_l1_taus(rows, which, radii, sums):  # pragma: no cover - compiled
-    """l1-ball thresholds of the rows ``which`` of ``rows`` (G, m) (signed or magnitudes) at
-    ``radii`` (aligned with ``which``), given each row's l1 norm ``sums[g]`` > radius > 0."""
-    tau = np.empty(which.shape[0], np.float64)
-    for k in range(which.shape[0]):
-        g = which[k]
-        tau[k] = bracket_tau(rows[g], radii[k], sums[g])
-    return tau
 
 
 @njit(cache=True, nogil=True)

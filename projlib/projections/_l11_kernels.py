@@ -1,0 +1,636 @@
+"""Numba CPU kernels for the bi-level l1,1 operator's per-group thresholds (``project_l11``).
+
+Group g (m entries y) needs tau_g with phi(tau) = sum_i max(|y_i| - tau, 0) = u_g,
+u = P_B1(radius)(v), v the groups' l1 norms.  Since u_g = v_g - theta with one common theta,
+every surviving group has the proven lower bound theta / m, and the groups already solved
+predict the next one's tau (``_predict``).
+
+Per group, two phases:
+
+1. *bracket* (cheap vectorised passes in the input's own precision, float32 sums for float32):
+   the first pass evaluates phi at theta / m and at two guesses around the prediction; each
+   later pass at two points, a Newton step from the lower bound (and from the upper bound's
+   tangent, also a lower bound since phi is convex) and the secant between the bounds (an
+   upper bound), until no entry is left between the bounds (usually 1-2 passes more);
+2. *exact* (one float64 pass): sum and count of |y| above the lower bound minus a slack, and the
+   count above the upper bound plus the slack; when no entry lies between the two, the active
+   set is known and tau = (sum - u) / count exactly.  Otherwise Michelot's Newton iteration in
+   float64 from that verified lower bound (exact at termination), or, should even that bound
+   fail, the previous solver ``bracket_tau``.  Phase 1's rounding therefore never reaches tau
+   (float32 results are bit-identical to the previous implementation on the tests tried).
+
+``l11_rows_apply`` solves rows in cache and writes each output row right away (groups = rows);
+``l11_cols_apply`` solves the columns of a matrix a block at a time with per-column state (no
+transpose) and writes the output at the end; ``rows_taus`` returns thresholds only (other
+layouts, after ``gather_groups``).  The output is x - clip(x, -t_g, t_g) with t_g = tau_g
+rounded up to the input's dtype (the feasible side), as ``grouped._apply`` / ``_cast`` do.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from projlib.projections._l1_kernels import _FM, bracket_tau
+
+_MAX_PASSES = 40
+_BLOCK = 64  # columns per block in l11_cols_apply: 64 x 4 bytes per row, a few cache lines
+
+
+@njit(cache=True, nogil=True)
+def _update(r, low, s_lo, c_lo, high, s_hi, c_hi, p, sp, cp):  # pragma: no cover - compiled
+    """Narrow the bracket (low, high) with the point p (sum sp, count cp of |y| > p)."""
+    if p > low and p < high:
+        if sp - cp * p >= r:
+            return p, sp, cp, high, s_hi, c_hi
+        return low, s_lo, c_lo, p, sp, cp
+    return low, s_lo, c_lo, high, s_hi, c_hi
+
+
+@njit(cache=True, nogil=True)
+def _candidates(r, low, s_lo, c_lo, high, s_hi, c_hi):  # pragma: no cover - compiled
+    """Next two evaluation points: Newton from both bounds (lower bounds), secant (upper)."""
+    a = (s_lo - r) / c_lo
+    phi_lo = s_lo - c_lo * low
+    phi_hi = s_hi - c_hi * high
+    if c_hi > 0.0:
+        a = max(a, high - (r - phi_hi) / c_hi)
+    den = phi_lo - phi_hi
+    b = high
+    if high == np.inf:  # no upper bound yet: try twice the Newton step
+        b = a + (a - low)
+    elif den > 0.0:
+        b = low + (phi_lo - r) * (high - low) / den
+    a = min(max(a, low), high)
+    b = min(max(b, a), high)
+    return a, b
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _eval2(y, ta, tb, zero, one):  # pragma: no cover - compiled
+    """Sums and counts of |y| above ta and above tb, accumulated in y's dtype."""
+    sa = zero
+    ca = zero
+    sb = zero
+    cb = zero
+    for j in range(y.shape[0]):
+        yj = abs(y[j])
+        ma = one if yj > ta else zero
+        mb = one if yj > tb else zero
+        sa += yj * ma
+        ca += ma
+        sb += yj * mb
+        cb += mb
+    return np.float64(sa), np.float64(ca), np.float64(sb), np.float64(cb)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _eval3(y, t0, t1, t2, zero, one):  # pragma: no cover - compiled
+    """Sums and counts of |y| above t0, t1 and t2 (the first pass: the row comes from memory,
+    so the third point is nearly free)."""
+    s0 = zero
+    c0 = zero
+    s1 = zero
+    c1 = zero
+    s2 = zero
+    c2 = zero
+    for j in range(y.shape[0]):
+        yj = abs(y[j])
+        m0 = one if yj > t0 else zero
+        m1 = one if yj > t1 else zero
+        m2 = one if yj > t2 else zero
+        s0 += yj * m0
+        c0 += m0
+        s1 += yj * m1
+        c1 += m1
+        s2 += yj * m2
+        c2 += m2
+    return (np.float64(s0), np.float64(c0), np.float64(s1), np.float64(c1), np.float64(s2),
+            np.float64(c2))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _exact_stats(y, lo, hi, zero, one):  # pragma: no cover - compiled
+    """float64 sum and count of |y| > lo, and count of |y| > hi; lo, hi in y's dtype, rounded
+    down from the float64 thresholds (``_cast_down``: the comparisons stay exact).  Counts
+    are exact in y's dtype (len(y) < 2**24); only the sum is accumulated in float64."""
+    s = 0.0
+    c = zero
+    ch = zero
+    for j in range(y.shape[0]):
+        yj = abs(y[j])
+        m = one if yj > lo else zero
+        s += np.float64(yj * m)
+        c += m
+        ch += one if yj > hi else zero
+    return s, np.float64(c), np.float64(ch)
+
+
+@njit(cache=True, nogil=True)
+def _exact_tau(y, r, v, low, s_lo, c_lo, high, tol, k):  # pragma: no cover - compiled
+    """Phase 2: (exact tau, its active count) from the approximate bracket (low, high)."""
+    d = tol * 2.0 * s_lo / c_lo  # s_lo / c_lo >= low: a scale for the threshold
+    p_lo = max(low - d, 0.0)
+    p_hi = high + d
+    lo_n = _cast_down(p_lo, k)
+    hi_n = _cast_down(p_hi, k)
+    s, c, ch = _exact_stats(y, lo_n, hi_n, k[0], k[1])
+    if c > 0.0 and s - c * p_lo >= r:
+        t = (s - r) / c
+        if c == ch and t <= p_hi:  # no entry in (p_lo, p_hi]: the active set is known
+            return t, c
+        for _ in range(200):  # Michelot from the verified lower bound t (increasing)
+            s, c2, _ch = _exact_stats(y, _cast_down(t, k), k[4], k[0], k[1])
+            if c2 == 0.0:
+                break
+            nt = (s - r) / c2
+            if not (nt > t):
+                return t, c2
+            t = nt
+            c = c2
+    return bracket_tau(y, r, v), c
+
+
+@njit(cache=True, nogil=True)
+def _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, k):  # pragma: no cover - compiled
+    """Phase 1 from a bracket: passes of _eval2 until no entry is left inside."""
+    for _ in range(_MAX_PASSES):
+        if c_lo == c_hi:
+            break
+        a, b = _candidates(r, low, s_lo, c_lo, high, s_hi, c_hi)
+        if not (a > low):  # Newton from low stalls: phi(low) = r up to rounding, tau = low
+            high, s_hi, c_hi = low, s_lo, c_lo
+            break
+        if not (a < high):  # tau >= a >= high up to rounding: tau = high
+            low, s_lo, c_lo = high, s_hi, c_hi
+            break
+        k[2] = a
+        k[3] = b
+        sa, ca, sb, cb = _eval2(y, k[2], k[3], k[0], k[1])
+        low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
+                                                     a, sa, ca)
+        low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
+                                                     b, sb, cb)
+    return low, s_lo, c_lo, high, s_hi, c_hi
+
+
+@njit(cache=True, nogil=True)
+def _first_points(low, pred, err):  # pragma: no cover - compiled
+    """The first pass's two guesses around the predicted tau (or multiples of low)."""
+    if pred > 0.0:
+        return max(pred - err, low), pred + err
+    return 1.5 * low, 2.0 * low
+
+
+@njit(cache=True, nogil=True)
+def _row_tau(y, r, v, pred, err, tol, k):  # pragma: no cover - compiled
+    """(tau, active count): the l1-ball threshold of |y| at radius r (0 < r < v = sum |y|).
+    ``pred`` +- ``err``: the predicted tau (``_predict``; pred <= 0: none); ``k`` from
+    ``_consts`` (constants and scratch in y's dtype)."""
+    m = y.shape[0]
+    if not (v > r) or not (r > 0.0) or m >= 1 << 24:
+        return bracket_tau(y, r, v), 1.0
+    low = max((v - r) / m, 0.0)  # proven: sum min(|y|, tau) = v - r <= m tau
+    if m == 1:  # exact (and what bracket_tau returns)
+        return low, 1.0
+    p1, p2 = _first_points(low, pred, err)
+    k[2] = low
+    k[3] = p1
+    k[5] = p2
+    s_lo, c_lo, s1, c1, s2, c2 = _eval3(y, k[2], k[3], k[5], k[0], k[1])
+    if c_lo == 0.0:
+        return bracket_tau(y, r, v), 1.0
+    high, s_hi, c_hi = np.inf, 0.0, 0.0  # (a max |y| pass would not vectorise)
+    low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
+                                                 p1, s1, c1)
+    low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
+                                                 p2, s2, c2)
+    low, s_lo, c_lo, high, s_hi, c_hi = _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, k)
+    return _exact_tau(y, r, v, low, s_lo, c_lo, high, tol, k)
+
+
+# Prediction from the groups solved so far: u_g = v_g - theta with one theta, and similar
+# groups have similar phi, so the solved group h with the nearest u_h predicts
+# tau_g ~ tau_h - (u_g - u_h) / count_h (phi's slope at tau_h is -count_h).  The guesses are
+# pred +- err, err a running mean of the prediction errors.  Guesses only cost time.
+_HIST = 32
+
+
+@njit(cache=True, nogil=True)
+def _predict(hist, n, r):  # pragma: no cover - compiled
+    """Predicted tau at radius r from hist[0..2, :n] = (u, tau, count) of solved groups."""
+    best = -1
+    dist = np.inf
+    for h in range(min(n, _HIST)):
+        d = abs(hist[0, h] - r)
+        if d < dist:
+            dist = d
+            best = h
+    if best < 0 or not (hist[2, best] > 0.0):
+        return -1.0
+    return hist[1, best] - (r - hist[0, best]) / hist[2, best]
+
+
+@njit(cache=True, nogil=True)
+def _record(hist, n, r, tau, c):  # pragma: no cover - compiled
+    """Store (r, tau, c) in slot n % _HIST."""
+    h = n % _HIST
+    hist[0, h] = r
+    hist[1, h] = tau
+    hist[2, h] = c
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _soft_row(x, t, out):  # pragma: no cover - compiled
+    for j in range(x.shape[0]):
+        xv = x[j]
+        out[j] = xv - min(max(xv, -t), t)
+
+
+@njit(cache=True, nogil=True)
+def _cast_up(tau, k):  # pragma: no cover - compiled
+    """tau in k's dtype, rounded up (k[4] = +inf in that dtype)."""
+    k[2] = tau
+    if k[2] < tau:
+        k[2] = np.nextafter(k[2], k[4])
+    return k[2]
+
+
+@njit(cache=True, nogil=True)
+def _cast_down(t, k):  # pragma: no cover - compiled
+    """t in k's dtype, rounded down: |y| > result exactly when |y| > t (y in that dtype)."""
+    k[2] = t
+    if k[2] > t:
+        k[2] = np.nextafter(k[2], -k[4])
+    return k[2]
+
+
+def _consts(dtype):
+    return np.array([0.0, 1.0, 0.0, 0.0, np.inf, 0.0], dtype)
+
+
+@njit(cache=True, nogil=True)
+def rows_taus(rows, idx, radii, sums, tol, k):  # pragma: no cover - compiled
+    """Thresholds of the rows ``idx`` of ``rows`` at ``radii``, given their l1 norms ``sums``
+    (aligned with ``idx``); ``k`` from ``_consts``, ``tol`` the phase-1 relative slack."""
+    tau = np.empty(idx.shape[0], np.float64)
+    hist = np.empty((3, _HIST), np.float64)
+    err = 0.0
+    for j in range(idx.shape[0]):
+        pred = _predict(hist, j, radii[j]) if rows.shape[1] > 1 else -1.0
+        t, c = _row_tau(rows[idx[j]], radii[j], sums[j], pred, err, tol, k)
+        err = abs(t - pred) if j == 1 else 0.875 * err + 0.125 * abs(t - pred)
+        _record(hist, j, radii[j], t, c)
+        tau[j] = t
+    return tau
+
+
+@njit(cache=True, nogil=True)
+def l11_rows_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
+    """out[g] = soft(x[g], tau_g) for the rows of x (G, m); u_g = 0 gives a zero row."""
+    if x.shape[1] == 1:  # groups of one entry (a vector's entries): tau = v - u
+        for g in range(x.shape[0]):
+            xv = x[g, 0]
+            if u[g] > 0.0:
+                tau, _c = _row_tau(x[g], u[g], v[g], -1.0, 0.0, tol, k)
+                t = _cast_up(tau, k)
+                out[g, 0] = xv - min(max(xv, -t), t)
+            else:
+                out[g, 0] = xv - xv
+        return
+    hist = np.empty((3, _HIST), np.float64)
+    err = 0.0
+    n = 0
+    for g in range(x.shape[0]):
+        if u[g] > 0.0:
+            pred = _predict(hist, n, u[g])
+            tau, c = _row_tau(x[g], u[g], v[g], pred, err, tol, k)
+            err = abs(tau - pred) if n == 1 else 0.875 * err + 0.125 * abs(tau - pred)
+            _record(hist, n, u[g], tau, c)
+            n += 1
+            _soft_row(x[g], _cast_up(tau, k), out[g])
+        else:
+            out[g, :] = 0.0
+
+
+# The column kernels index x[i, g0 + j] with an unsigned column index: with a signed one numba's
+# negative-index wraparound select defeats LLVM's vectoriser (2-3x slower).
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cols_eval2(x, g0, nb, ta, tb, zero, one):  # pragma: no cover - compiled
+    """_eval2 for the columns g0 .. g0 + nb of x (A, G), four rows at a time (vectorised
+    across the block's columns; fresh accumulators, so no aliasing): sums and counts above
+    ta[j] and tb[j], in x's dtype."""
+    g0u = np.uint64(g0)
+    A = x.shape[0]
+    sa = np.zeros(nb, x.dtype)
+    ca = np.zeros(nb, x.dtype)
+    sb = np.zeros(nb, x.dtype)
+    cb = np.zeros(nb, x.dtype)
+    A4 = A - A % 4
+    for i in range(0, A4, 4):
+        for j in range(nb):
+            c = np.uint64(j) + g0u
+            t1 = ta[j]
+            t2 = tb[j]
+            y0 = abs(x[i, c])
+            y1 = abs(x[i + 1, c])
+            y2 = abs(x[i + 2, c])
+            y3 = abs(x[i + 3, c])
+            m0 = one if y0 > t1 else zero
+            m1 = one if y1 > t1 else zero
+            m2 = one if y2 > t1 else zero
+            m3 = one if y3 > t1 else zero
+            n0 = one if y0 > t2 else zero
+            n1 = one if y1 > t2 else zero
+            n2 = one if y2 > t2 else zero
+            n3 = one if y3 > t2 else zero
+            sa[j] += (y0 * m0 + y1 * m1) + (y2 * m2 + y3 * m3)
+            ca[j] += (m0 + m1) + (m2 + m3)
+            sb[j] += (y0 * n0 + y1 * n1) + (y2 * n2 + y3 * n3)
+            cb[j] += (n0 + n1) + (n2 + n3)
+    for i in range(A4, A):
+        for j in range(nb):
+            yj = abs(x[i, np.uint64(j) + g0u])
+            ma = one if yj > ta[j] else zero
+            mb = one if yj > tb[j] else zero
+            sa[j] += yj * ma
+            ca[j] += ma
+            sb[j] += yj * mb
+            cb[j] += mb
+    return sa, ca, sb, cb
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cols_eval3(x, g0, nb, t0, t1, t2, zero, one):  # pragma: no cover - compiled
+    """_eval3 for the columns g0 .. g0 + nb of x (A, G), four rows at a time (the first pass
+    over a block)."""
+    g0u = np.uint64(g0)
+    A = x.shape[0]
+    s0 = np.zeros(nb, x.dtype)
+    c0 = np.zeros(nb, x.dtype)
+    s1 = np.zeros(nb, x.dtype)
+    c1 = np.zeros(nb, x.dtype)
+    s2 = np.zeros(nb, x.dtype)
+    c2 = np.zeros(nb, x.dtype)
+    A4 = A - A % 4
+    for i in range(0, A4, 4):
+        for j in range(nb):
+            c = np.uint64(j) + g0u
+            y0 = abs(x[i, c])
+            y1 = abs(x[i + 1, c])
+            y2 = abs(x[i + 2, c])
+            y3 = abs(x[i + 3, c])
+            u = t0[j]
+            a0 = one if y0 > u else zero
+            a1 = one if y1 > u else zero
+            a2 = one if y2 > u else zero
+            a3 = one if y3 > u else zero
+            s0[j] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
+            c0[j] += (a0 + a1) + (a2 + a3)
+            u = t1[j]
+            a0 = one if y0 > u else zero
+            a1 = one if y1 > u else zero
+            a2 = one if y2 > u else zero
+            a3 = one if y3 > u else zero
+            s1[j] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
+            c1[j] += (a0 + a1) + (a2 + a3)
+            u = t2[j]
+            a0 = one if y0 > u else zero
+            a1 = one if y1 > u else zero
+            a2 = one if y2 > u else zero
+            a3 = one if y3 > u else zero
+            s2[j] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
+            c2[j] += (a0 + a1) + (a2 + a3)
+    for i in range(A4, A):
+        for j in range(nb):
+            yj = abs(x[i, np.uint64(j) + g0u])
+            a0 = one if yj > t0[j] else zero
+            a1 = one if yj > t1[j] else zero
+            a2 = one if yj > t2[j] else zero
+            s0[j] += yj * a0
+            c0[j] += a0
+            s1[j] += yj * a1
+            c1[j] += a1
+            s2[j] += yj * a2
+            c2[j] += a2
+    return s0, c0, s1, c1, s2, c2
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cols_exact_stats(x, g0, nb, lo, hi, zero, one):  # pragma: no cover - compiled
+    """_exact_stats for the columns g0 .. g0 + nb of x (A, G): float64 sum and count above
+    lo[j], count above hi[j].  lo, hi are x's dtype rounded down from the float64 thresholds
+    (so |x| > lo[j] is exactly |x| > the float64 threshold); counts are exact in x's dtype
+    (A < 2**24), only the sum needs float64."""
+    g0u = np.uint64(g0)
+    A = x.shape[0]
+    s = np.zeros(nb, np.float64)
+    c = np.zeros(nb, x.dtype)
+    ch = np.zeros(nb, x.dtype)
+    A4 = A - A % 4
+    for i in range(0, A4, 4):
+        for j in range(nb):
+            col = np.uint64(j) + g0u
+            t1 = lo[j]
+            t2 = hi[j]
+            y0 = abs(x[i, col])
+            y1 = abs(x[i + 1, col])
+            y2 = abs(x[i + 2, col])
+            y3 = abs(x[i + 3, col])
+            m0 = one if y0 > t1 else zero
+            m1 = one if y1 > t1 else zero
+            m2 = one if y2 > t1 else zero
+            m3 = one if y3 > t1 else zero
+            s[j] += (np.float64(y0 * m0) + np.float64(y1 * m1)) + (np.float64(y2 * m2)
+                                                                   + np.float64(y3 * m3))
+            c[j] += (m0 + m1) + (m2 + m3)
+            ch[j] += ((one if y0 > t2 else zero) + (one if y1 > t2 else zero)) + (
+                (one if y2 > t2 else zero) + (one if y3 > t2 else zero))
+    for i in range(A4, A):
+        for j in range(nb):
+            yj = abs(x[i, np.uint64(j) + g0u])
+            m = one if yj > lo[j] else zero
+            s[j] += np.float64(yj * m)
+            c[j] += m
+            ch[j] += one if yj > hi[j] else zero
+    return s, c, ch
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _cols_soft(x, g0, nb, t, out):  # pragma: no cover - compiled
+    g0u = np.uint64(g0)
+    for i in range(x.shape[0]):
+        for j in range(nb):
+            c = np.uint64(j) + g0u
+            xv = x[i, c]
+            out[i, c] = xv - min(max(xv, -t[j]), t[j])
+
+
+_STRAGGLERS = 4  # live columns left in a block below which each is finished on its own
+
+
+@njit(cache=True, nogil=True)
+def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
+    """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G); u_g = 0 gives zeros.
+
+    Blocks of _BLOCK columns (A x _BLOCK entries, in L2 cache) are solved together: every pass
+    reads the block row by row (vectorised across its columns) and updates each column's
+    bracket; the last few unfinished columns are copied out and finished like rows; then one
+    float64 pass checks the block's columns (as ``_exact_tau``).  The output is written at the
+    end, row by row over the full width.
+    """
+    A, G = x.shape
+    BL = _BLOCK
+    zero = k[0]
+    one = k[1]
+    st = np.empty((6, BL), np.float64)  # low, s_lo, c_lo, high, s_hi, c_hi
+    t0 = np.empty(BL, x.dtype)
+    ta = np.empty(BL, x.dtype)
+    tb = np.empty(BL, x.dtype)
+    fa = np.empty(BL, np.float64)
+    fb = np.empty(BL, np.float64)
+    lo2 = np.empty(BL, np.float64)
+    hi2 = np.empty(BL, np.float64)
+    tau = np.empty(BL, np.float64)
+    cnt = np.empty(BL, np.float64)
+    pred = np.empty(BL, np.float64)
+    live = np.zeros(BL, np.bool_)
+    buf = np.empty(A, x.dtype)
+    hist = np.empty((3, _HIST), np.float64)
+    n_hist = 0
+    err = 0.0
+    t_all = np.empty(G, x.dtype)
+    for g0 in range(0, G, BL):
+        nb = min(BL, G - g0)
+        n_live = 0
+        for j in range(nb):
+            g = g0 + j
+            live[j] = False
+            t0[j] = k[4]
+            ta[j] = k[4]
+            tb[j] = k[4]
+            tau[j] = np.inf
+            pred[j] = -1.0
+            if u[g] > 0.0 and v[g] > u[g] and A < 1 << 24:
+                low = max((v[g] - u[g]) / A, 0.0)
+                pred[j] = _predict(hist, n_hist, u[g])
+                p1, p2 = _first_points(low, pred[j], err)
+                st[0, j] = low
+                fa[j] = p1
+                fb[j] = p2
+                t0[j] = low
+                ta[j] = p1
+                tb[j] = p2
+                live[j] = True
+                n_live += 1
+            elif u[g] > 0.0:
+                tau[j] = bracket_tau(x[:, g], u[g], v[g])
+                cnt[j] = 1.0
+        if n_live:
+            e_s0, e_c0, e_sa, e_ca, e_sb, e_cb = _cols_eval3(x, g0, nb, t0, ta, tb, zero, one)
+        first = True
+        for _ in range(_MAX_PASSES + 1):
+            if n_live == 0:
+                break
+            if not first:
+                if n_live <= _STRAGGLERS and nb > 4 * _STRAGGLERS:
+                    for j in range(nb):  # finish each on a contiguous copy, like a row
+                        if live[j]:
+                            for i in range(A):
+                                buf[i] = x[i, g0 + j]
+                            (st[0, j], st[1, j], st[2, j], st[3, j], st[4, j],
+                             st[5, j]) = _bracket(buf, u[g0 + j], st[0, j], st[1, j], st[2, j],
+                                                  st[3, j], st[4, j], st[5, j], k)
+                            live[j] = False
+                    break
+                for j in range(nb):
+                    ta[j] = fa[j]
+                    tb[j] = fb[j]
+                e_sa, e_ca, e_sb, e_cb = _cols_eval2(x, g0, nb, ta, tb, zero, one)
+            n_live = 0
+            for j in range(nb):
+                if not live[j]:
+                    continue
+                r = u[g0 + j]
+                low, s_lo, c_lo = st[0, j], st[1, j], st[2, j]
+                high, s_hi, c_hi = st[3, j], st[4, j], st[5, j]
+                if first:
+                    s_lo, c_lo = np.float64(e_s0[j]), np.float64(e_c0[j])
+                    high, s_hi, c_hi = np.inf, 0.0, 0.0
+                    if c_lo == 0.0:  # rounding: let the previous solver handle it
+                        live[j] = False
+                        ta[j] = k[4]
+                        tb[j] = k[4]
+                        tau[j] = bracket_tau(x[:, g0 + j], r, v[g0 + j])
+                        cnt[j] = 1.0
+                        continue
+                low, s_lo, c_lo, high, s_hi, c_hi = _update(
+                    r, low, s_lo, c_lo, high, s_hi, c_hi, fa[j], np.float64(e_sa[j]),
+                    np.float64(e_ca[j]))
+                low, s_lo, c_lo, high, s_hi, c_hi = _update(
+                    r, low, s_lo, c_lo, high, s_hi, c_hi, fb[j], np.float64(e_sb[j]),
+                    np.float64(e_cb[j]))
+                done = c_lo == c_hi
+                if not done:
+                    a, b = _candidates(r, low, s_lo, c_lo, high, s_hi, c_hi)
+                    if not (a > low):
+                        high, s_hi, c_hi = low, s_lo, c_lo
+                        done = True
+                    elif not (a < high):
+                        low, s_lo, c_lo = high, s_hi, c_hi
+                        done = True
+                    else:
+                        fa[j] = a
+                        fb[j] = b
+                        n_live += 1
+                st[0, j], st[1, j], st[2, j] = low, s_lo, c_lo
+                st[3, j], st[4, j], st[5, j] = high, s_hi, c_hi
+                if done:
+                    live[j] = False
+                    fa[j] = np.inf
+                    fb[j] = np.inf
+            first = False
+        # phase 2, all solved columns of the block in one float64 pass
+        n_chk = 0
+        for j in range(nb):
+            lo2[j] = np.inf
+            hi2[j] = np.inf
+            ta[j] = k[4]
+            tb[j] = k[4]
+            if tau[j] == np.inf and u[g0 + j] > 0.0:
+                d = tol * 2.0 * st[1, j] / st[2, j]
+                lo2[j] = max(st[0, j] - d, 0.0)
+                hi2[j] = st[3, j] + d
+                ta[j] = _cast_down(lo2[j], k)
+                tb[j] = _cast_down(hi2[j], k)
+                n_chk += 1
+        if n_chk:
+            xs, xc, xch = _cols_exact_stats(x, g0, nb, ta, tb, zero, one)
+            for j in range(nb):
+                g = g0 + j
+                if lo2[j] < np.inf:
+                    r = u[g]
+                    s, c, ch = xs[j], np.float64(xc[j]), np.float64(xch[j])
+                    t = (s - r) / c if c > 0.0 else -1.0
+                    if c > 0.0 and s - c * lo2[j] >= r and c == ch and t <= hi2[j]:
+                        tau[j] = t
+                        cnt[j] = c
+                    else:  # rare: the exact per-column solve on a contiguous copy
+                        for i in range(A):
+                            buf[i] = x[i, g]
+                        tau[j], cnt[j] = _exact_tau(buf, r, v[g], st[0, j], st[1, j],
+                                                    st[2, j], st[3, j], tol, k)
+        for j in range(nb):
+            if tau[j] < np.inf:
+                if pred[j] > 0.0:
+                    e = abs(tau[j] - pred[j])
+                    err = e if err == 0.0 else 0.875 * err + 0.125 * e
+                _record(hist, n_hist, u[g0 + j], tau[j], cnt[j])
+                n_hist += 1
+                t_all[g0 + j] = _cast_up(tau[j], k)
+            else:
+                t_all[g0 + j] = k[4]
+    # row-major over the full width: whole output lines written in order (writing each block
+    # as it is solved costs ~40 % more: partial lines at the block edges, scattered writes)
+    _cols_soft(x, 0, G, t_all, out)
