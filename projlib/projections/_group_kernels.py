@@ -138,24 +138,6 @@ def gather_groups(x, which):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def gather_abs_groups(x, which):  # pragma: no cover - compiled
-    """|x| of the groups ``which`` of x (A, G, B) as contiguous rows (len(which), A*B)."""
-    A, G, B = x.shape
-    K = which.shape[0]
-    slot = np.full(G, -1, np.int64)
-    for k in range(K):
-        slot[which[k]] = k
-    rows = np.empty((K, A * B), x.dtype)
-    for a in range(A):
-        for g in range(G):
-            k = slot[g]
-            if k >= 0:
-                for b in range(B):
-                    rows[k, a * B + b] = abs(x[a, g, b])
-    return rows
-
-
-@njit(cache=True, nogil=True)
 def transpose_abs(x):  # pragma: no cover - compiled
     """|x|.T as a new C-contiguous array, x (A, G); 32 x 32 tiles keep both sides in cache."""
     A, G = x.shape
