@@ -123,14 +123,15 @@ def run(
 def _check_datasets(options: RunOptions) -> None:
     # A dataset that is not on disk would fail every one of its points, one traceback each;
     # say it once, before anything is written. (Ray workers may see other disks: not checked.)
-    from projlib.training import DatasetError, DatasetNotFoundError, load_dataset
+    from projlib.sweep.runner import cached_dataset
+    from projlib.training import DatasetError, DatasetNotFoundError
 
     shared = dict(options.sweep.options)
     if shared.get("download"):
         return
     for name in options.sweep.datasets:
-        try:
-            load_dataset(name, data_dir=shared.get("data_dir"), download=False)
+        try:  # cached: the first points of this dataset reuse what the check read
+            cached_dataset(name, shared.get("data_dir"), False)
         except (DatasetNotFoundError, DatasetError) as exc:
             fail(f"--dataset: {name}: {str(exc).splitlines()[0]}")
 

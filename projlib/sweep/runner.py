@@ -8,15 +8,16 @@ executor records them as a failed point.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from projlib.sweep.provenance import software_provenance
-from projlib.training import TrainConfig, TrainResult, train
+from projlib.training import Dataset, TrainConfig, TrainResult, load_dataset, train
 
-__all__ = ["run_point", "result_metrics", "PointRunner", "ProgressFn"]
+__all__ = ["run_point", "result_metrics", "cached_dataset", "PointRunner", "ProgressFn"]
 
 ProgressFn = Callable[[dict[str, Any]], None]
 # Signature every executor calls; tests substitute their own to make a point fail or stall.
@@ -31,18 +32,19 @@ def run_point(
 ) -> dict[str, Any]:
     """Train `config` inside an `EnergyMeter` window and return the row's metric columns.
 
-    The window covers training and the final evaluation only (data loading happens inside
-    `train`, so it is included too; the cost analysis after the window is not). `meter` may be
+    The window covers training and the final evaluation only: the dataset is loaded (or taken
+    from `cached_dataset`) before it, and the cost analysis runs after it. `meter` may be
     passed to reuse one meter (and its lazily probed backends) across the points of a sweep.
     """
     from projlib.measure import EnergyMeter
 
     if meter is None:
         meter = EnergyMeter(country_iso_code) if country_iso_code else EnergyMeter()
+    dataset = cached_dataset(config.dataset, config.data_dir, config.download)
     with meter.window() as win:
         # Timed inside the window: the meter's one-off backend probing is not the point's time.
         start = time.perf_counter()
-        result = train(config, progress=progress)
+        result = train(config, progress=progress, dataset=dataset)
         wall_time_s = time.perf_counter() - start
     metrics = result_metrics(result)
     energy = win.result
@@ -57,6 +59,13 @@ def run_point(
     )
     metrics.update(software_provenance(result.device))
     return metrics
+
+
+@functools.lru_cache(maxsize=1)
+def cached_dataset(name: str, data_dir: str | None = None, download: bool = False) -> Dataset:
+    """`load_dataset`, remembering the last one: a sweep's points share their dataset (reading
+    it took ~1 s a point, longer than training a digits point), and one entry bounds memory."""
+    return load_dataset(name, data_dir=data_dir, download=download)
 
 
 def result_metrics(result: TrainResult) -> dict[str, Any]:

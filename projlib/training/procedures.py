@@ -13,6 +13,7 @@ run with the same config).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,17 +108,21 @@ class _Runner:
         self.losses: list[float] = []
         self.accuracies: list[float] = []
         self.phases: list[str] = []
+        self._project: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def project(self, names: list[str]) -> None:
-        from projlib.projections import REGISTRY, project
+        # Called after every optimizer step: the operator and its arguments are resolved once.
+        if self._project is None:
+            from projlib.projections import REGISTRY
 
-        spec = REGISTRY[self.cfg.constraint]
-        # `groups` is only meaningful (and only accepted) for grouped operators.
-        kwargs = {"groups": self.cfg.groups} if spec.grouped else {}
+            spec = REGISTRY[self.cfg.constraint]
+            # `groups` is only meaningful (and only accepted) for grouped operators.
+            kwargs = {"groups": self.cfg.groups} if spec.grouped else {}
+            self._project = functools.partial(spec.fn, radius=self.cfg.radius, **kwargs)
         with torch.no_grad():
             for n in names:
                 p = self.params[n]
-                p.copy_(project(p.detach(), self.cfg.constraint, radius=self.cfg.radius, **kwargs))
+                p.copy_(self._project(p.detach()))
 
     def rewind(self) -> None:
         self.model.load_state_dict(self.initial_state)
