@@ -125,8 +125,33 @@ def test_numba_cpu_path_agrees_with_pure_torch_path(name, shape, seed, frac, kin
     assert float((got.to(torch.float64) - ref.to(torch.float64)).abs().max()) <= tol * scale
 
 
-def test_warmup_runs():
+def _compiled_signatures() -> dict[str, int]:
+    from numba.core.registry import CPUDispatcher
+
+    from projlib.projections import _group_kernels, _l1_kernels, _l11_kernels
+
+    return {
+        f"{m.__name__}.{n}": len(f.signatures)
+        for m in (_l1_kernels, _l11_kernels, _group_kernels)
+        for n, f in vars(m).items()
+        if isinstance(f, CPUDispatcher)
+    }
+
+
+def test_warmup_compiles_every_kernel_the_projections_use():
+    """After warmup(), projecting new shapes must not compile anything more (no JIT pause)."""
     warmup()
+    before = _compiled_signatures()
+    assert sum(before.values()) > 0
+    gen = torch.Generator().manual_seed(1)
+    for dtype in (torch.float32, torch.float64):
+        for shape in ((50_001,), (40, 30), (6, 5, 3, 3)):
+            W = torch.randn(shape, generator=gen, dtype=dtype)
+            for name, spec in REGISTRY.items():
+                for groups in ("columns", "rows") if spec.grouped else ("columns",):
+                    for radius in (0.3, 10.0):
+                        project(W, name, radius, groups)
+    assert _compiled_signatures() == before
 
 
 def test_l1_large_vector_matches_sort_reference():
