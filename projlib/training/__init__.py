@@ -11,6 +11,7 @@ from projlib.training.config import TrainConfig
 from projlib.training.datasets import (
     DATASETS,
     Dataset,
+    DatasetChecksumError,
     DatasetError,
     DatasetNotFoundError,
     load_dataset,
@@ -32,6 +33,7 @@ __all__ = [
     "MODELS",
     "PROCEDURES",
     "Dataset",
+    "DatasetChecksumError",
     "DatasetError",
     "DatasetNotFoundError",
     "LayerSparsity",
