@@ -6,6 +6,14 @@ Tables:
   sweeps        one row per distinct sweep (sweep_id, config_json, created_at).
   sweep_points  which points belong to which sweep, in expansion order.
 
+Identity and versions: the file carries SQLite's `application_id` (APPLICATION_ID) and its
+`user_version` is the schema version (SCHEMA_VERSION). A file without them is accepted only when
+it has exactly the tables of the first, unversioned greenbench layout (schema version 1): readers
+read it as is, a writer migrates it in place (new nullable columns, then the two pragmas). Any
+other SQLite file, an empty file, or a file from a newer greenbench is refused with `StoreError`
+before anything is written; read-only stores (`read_only=True`) never write a byte, and a
+writable store creates its schema only in a file that did not exist.
+
 Concurrency: every write is a short `BEGIN IMMEDIATE` transaction, which takes SQLite's write
 lock up front, so "find a pending point and mark it running" is atomic across processes: two
 runners on one file can never claim the same point. WAL lets readers (`greenbench runs`) proceed
@@ -24,7 +32,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultsStore", "COLUMNS", "METRIC_COLUMNS", "STATUSES", "StoreError", "owner_token"]
+__all__ = [
+    "APPLICATION_ID", "COLUMNS", "METRIC_COLUMNS", "SCHEMA_VERSION", "STATUSES", "ResultsStore",
+    "StoreError", "owner_token",
+]
+
+# "GrnB": marks an SQLite file as a greenbench results db (PRAGMA application_id).
+APPLICATION_ID = 0x47726E42
+# PRAGMA user_version. 1: the unversioned first layout (no application_id); 2: application_id,
+# data fingerprint in the point identity, warm-up / idle / inference / thread columns.
+SCHEMA_VERSION = 2
+# The tables and the columns that identify a version-1 greenbench db (a migration source).
+_V1_TABLES = {"points", "sweeps", "sweep_points"}
+_V1_POINT_COLUMNS = {"point_id", "status", "error", "dataset", "model", "procedure", "constraint",
+                     "radius", "seed", "epochs", "config_json", "test_accuracy", "claimed_by",
+                     "attempts"}
 
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
 
@@ -71,11 +93,37 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("torch_version", "TEXT"),
     ("cuda_version", "TEXT"),
     ("device_name", "TEXT"),
+    # schema version 2
+    ("data_fingerprint", "TEXT"),
+    ("data_variant", "TEXT"),
+    ("threads", "INTEGER"),
+    ("warmup_time_s", "REAL"),
+    ("warmup_energy_j", "REAL"),
+    ("energy_above_idle_j", "REAL"),
+    ("idle_power_w", "REAL"),
+    ("idle_json", "TEXT"),
+    ("infer_latency_b1_s", "REAL"),
+    ("infer_throughput_per_s", "REAL"),
+    ("infer_energy_per_1000_j", "REAL"),
+    ("infer_energy_above_idle_per_1000_j", "REAL"),
+    ("compact_latency_b1_s", "REAL"),
+    ("compact_throughput_per_s", "REAL"),
+    ("compact_energy_per_1000_j", "REAL"),
+    ("compact_energy_above_idle_per_1000_j", "REAL"),
+    ("speedup_predicted_maccs", "REAL"),
+    ("speedup_realised_latency", "REAL"),
+    ("speedup_realised_throughput", "REAL"),
+    ("inference_method", "TEXT"),
+    ("inference_json", "TEXT"),
     # bookkeeping beyond the shared schema
     ("claimed_by", "TEXT"),
     ("attempts", "INTEGER NOT NULL DEFAULT 0"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
+# The columns of schema version 1 (what a migration starts from).
+V1_COLUMN_NAMES: tuple[str, ...] = (
+    *COLUMN_NAMES[: COLUMN_NAMES.index("data_fingerprint")], "claimed_by", "attempts"
+)
 # Columns a finished point fills in (everything measured or recorded about the run).
 METRIC_COLUMNS: tuple[str, ...] = tuple(
     c
@@ -83,7 +131,7 @@ METRIC_COLUMNS: tuple[str, ...] = tuple(
     if c not in ("started_at", "finished_at", "claimed_by", "attempts")
 )
 _CONFIG_COLUMNS = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seed",
-                   "epochs")
+                   "epochs", "data_fingerprint")
 
 
 class StoreError(ValueError):
@@ -127,26 +175,121 @@ class ResultsStore:
         StoreError: when `path` cannot be opened or holds something that is not a results db.
     """
 
-    def __init__(self, path: str | Path, busy_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: str | Path, busy_timeout_s: float = 60.0, *, read_only: bool = False
+    ) -> None:
         if busy_timeout_s <= 0:
             raise ValueError(f"busy_timeout_s must be > 0, got {busy_timeout_s}")
         self.path = Path(path)
+        self.read_only = read_only
+        self._conn: sqlite3.Connection | None = None
         if self.path.is_dir():
             raise StoreError(f"db: {self.path} is a directory, not a database file")
+        if not read_only and not self.path.exists():
+            self._create_file(busy_timeout_s)
+        existed = self.path.exists()
+        if read_only and not existed:
+            raise StoreError(f"db: {self.path} does not exist (run `greenbench run` first)")
+        if existed and not self.path.is_file():
+            raise StoreError(f"db: {self.path} is not a regular file")
+        if existed and self.path.stat().st_size == 0:
+            raise StoreError(
+                f"db: {self.path} is an empty file, not a greenbench results database; "
+                "remove it or choose another path"
+            )
         try:
-            # isolation_level=None: autocommit, every transaction is an explicit BEGIN below.
-            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+            if read_only:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s,
+                                             isolation_level=None)
+            else:
+                # isolation_level=None: autocommit, every transaction is an explicit BEGIN.
+                self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s,
+                                             isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._create_schema()
+            version = self._check_file(existed)
+            if not read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                if version < SCHEMA_VERSION:
+                    self._create_schema()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise StoreError(f"db: cannot use {self.path} as a results database: {exc}") from exc
+        except StoreError:
+            self.close()
+            raise
+
+    def _create_file(self, busy_timeout_s: float) -> None:
+        # Built aside and linked into place: os.link fails if the name exists, so of two
+        # processes creating the same db one wins and the other opens the winner's complete
+        # file; nobody ever sees a half-made (empty) db under the real name.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        try:
+            conn = sqlite3.connect(tmp, timeout=busy_timeout_s, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            try:
+                self._conn = conn
+                self._create_schema()
+                conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                conn.close()
+                self._conn = None
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"db: cannot create {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"db: cannot create {self.path}: {exc.strerror or exc}") from exc
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+    def _check_file(self, existed: bool) -> int:
+        """Schema version of the open file (0 = new, empty); StoreError for anything that is
+        not a greenbench db. Reads only."""
+        conn = self._conn
+        assert conn is not None
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if app_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"db: {self.path} has schema version {version}, written by a newer "
+                    f"greenbench (this one reads up to {SCHEMA_VERSION}); upgrade greenbench"
+                )
+        elif app_id != 0:
+            raise StoreError(
+                f"db: {self.path} is an SQLite file of another application "
+                f"(application_id {app_id:#x}), not a greenbench results database"
+            )
+        elif not tables and not existed:
+            version = 0  # a new file: the schema is created below
+        elif _V1_TABLES <= tables and _V1_POINT_COLUMNS <= {
+            r[1] for r in conn.execute("PRAGMA table_info(points)")
+        }:
+            version = 1
+        else:
+            what = f"tables {', '.join(sorted(tables))}" if tables else "no tables"
+            raise StoreError(
+                f"db: {self.path} is not a greenbench results database ({what}); "
+                "choose another --db"
+            )
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"db: {self.path} is corrupt (sqlite quick_check: {check})")
+        self.schema_version = version
+        return version
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -177,11 +320,14 @@ class ResultsStore:
                 "point_id TEXT NOT NULL, ordinal INTEGER NOT NULL, "
                 "PRIMARY KEY (sweep_id, point_id))"
             )
-            # A store written by an older greenbench gains the newer columns (all nullable).
+            # A version-1 store gains the newer columns (all nullable): the migration.
             have = {r["name"] for r in c.execute("PRAGMA table_info(points)")}
             for name, sql_type in COLUMNS:
                 if name not in have:
                     c.execute(f"ALTER TABLE points ADD COLUMN {_q(name)} {sql_type}")
+            c.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.schema_version = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ sweeps
     def register_sweep(
@@ -302,11 +448,12 @@ class ResultsStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY p.dataset, p.model, p.procedure, p.\"constraint\", p.radius, p.seed"
-        return [dict(r) for r in self._conn.execute(sql, args)]
+        # A version-1 file read as is lacks the newer columns: they read as not measured.
+        return [dict(dict.fromkeys(COLUMN_NAMES), **dict(r)) for r in self._conn.execute(sql, args)]
 
     def get(self, point_id: str) -> dict[str, Any] | None:
         row = self._conn.execute("SELECT * FROM points WHERE point_id=?", (point_id,)).fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else dict(dict.fromkeys(COLUMN_NAMES), **dict(row))
 
     def counts(self, sweep_id: str | None = None) -> dict[str, int]:
         """Number of points per status (every status present as a key)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from projlib.sweep import (
     owner_token,
     point_id,
 )
+from projlib.sweep.store import APPLICATION_ID, SCHEMA_VERSION, V1_COLUMN_NAMES
 
 
 def _register(store: ResultsStore, n_radii: int = 3) -> tuple[str, list[str]]:
@@ -149,13 +151,102 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         ResultsStore(tmp_path / "x.db", busy_timeout_s=0)
 
 
-def test_old_store_gains_new_columns(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def _v1_store(path: Path) -> None:
+    # The first, unversioned layout: the three tables, no application_id, no user_version,
+    # and only the columns greenbench 0.1 wrote.
+    v1 = [(n, t) for n, t in COLUMNS if n in V1_COLUMN_NAMES]
     conn = sqlite3.connect(path)
-    conn.execute('CREATE TABLE points (point_id TEXT PRIMARY KEY, status TEXT NOT NULL)')
-    conn.execute("INSERT INTO points VALUES ('abc', 'done')")
+    conn.execute(f"CREATE TABLE points ({', '.join(f'{chr(34)}{n}{chr(34)} {t}' for n, t in v1)})")
+    conn.execute("CREATE TABLE sweeps (sweep_id TEXT PRIMARY KEY, config_json TEXT NOT NULL, "
+                 "created_at TEXT NOT NULL)")
+    conn.execute("CREATE TABLE sweep_points (sweep_id TEXT NOT NULL, point_id TEXT NOT NULL, "
+                 "ordinal INTEGER NOT NULL, PRIMARY KEY (sweep_id, point_id))")
+    conn.execute("INSERT INTO points (point_id, status, energy_j) VALUES ('abc', 'done', 1.5)")
     conn.commit()
     conn.close()
+
+
+def test_v1_store_read_as_is_and_migrated_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _v1_store(path)
+    before = path.read_bytes()
+    with ResultsStore(path, read_only=True) as store:
+        row = store.get("abc")
+        assert store.schema_version == 1
+    assert row["status"] == "done" and row["energy_j"] == 1.5 and row["warmup_time_s"] is None
+    assert path.read_bytes() == before  # a reader writes nothing, not even WAL mode
     with ResultsStore(path) as store:
         row = store.get("abc")
-    assert row["status"] == "done" and row["energy_j"] is None and row["attempts"] == 0
+        assert store.schema_version == SCHEMA_VERSION
+    assert row["status"] == "done" and row["energy_j"] == 1.5 and row["attempts"] == 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path, read_only: bool) -> None:
+    path = tmp_path / "foreign.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE points (point_id TEXT, status TEXT, foo TEXT)")
+    conn.execute("INSERT INTO points VALUES ('x', 'done', 'bar')")
+    conn.commit()
+    conn.close()
+    before = _sha(path)
+    with pytest.raises(StoreError, match="not a greenbench results database"):
+        ResultsStore(path, read_only=read_only)
+    assert _sha(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_empty_file_is_refused_and_stays_empty(tmp_path: Path, read_only: bool) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with pytest.raises(StoreError, match="empty file"):
+        ResultsStore(path, read_only=read_only)
+    assert path.stat().st_size == 0
+
+
+def test_other_application_and_newer_schema_are_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("PRAGMA application_id=1234")
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="another application"):
+        ResultsStore(other, read_only=True)
+    newer = tmp_path / "newer.db"
+    ResultsStore(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer greenbench"):
+        ResultsStore(newer)
+
+
+def test_read_only_store_needs_an_existing_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        ResultsStore(tmp_path / "none.db", read_only=True)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_corrupted_page_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    with ResultsStore(path) as store:
+        store.register_sweep("s", {}, [(f"p{i}", {"dataset": "digits", "config_json": "x" * 500})
+                                       for i in range(200)])
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page : 4 * page] = bytes(range(256)) * (page // 256)  # garbage over a b-tree page
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError):
+        with ResultsStore(path, read_only=True) as store:
+            store.rows()
