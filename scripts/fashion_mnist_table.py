@@ -56,7 +56,9 @@ def parse_radii(items: list[str]) -> dict[str, list[float]]:
 def subset(data: Dataset, n: int | None) -> Dataset:
     if n is None:
         return data
-    return dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n])
+    # fingerprint="": recomputed from the subset, so it is never mistaken for the full set.
+    return dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n],
+                               fingerprint="")
 
 
 def _cost(res: TrainResult):

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 
-__all__ = ["fail", "open_existing_store", "report_provenance", "write_report", "EXIT_USAGE"]
+from projlib.report import REPORT_GENERATOR, build_report, is_greenbench_report
+from projlib.sweep import ResultsStore, StoreError
+
+__all__ = [
+    "EXIT_USAGE",
+    "check_report_target",
+    "fail",
+    "open_existing_store",
+    "read_rows",
+    "report_provenance",
+    "write_report",
+]
 
 EXIT_USAGE = 2  # bad options / input, the click convention
+_DB_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 def fail(message: str) -> NoReturn:
@@ -20,16 +34,75 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-def open_existing_store(path: Path) -> Any:
-    """Open a results db for reading; a missing file is an error, not an empty db."""
-    from projlib.sweep import ResultsStore, StoreError
-
-    if not path.is_file():
-        fail(f"--db: {path} does not exist (run `greenbench run` first)")
+def open_existing_store(path: Path, option: str = "--db") -> ResultsStore:
+    """Open a results db read-only: a missing file, a directory or a file that is not a
+    greenbench db is an error, and nothing is ever written to it."""
+    if path.is_dir():
+        fail(f"{option}: {path} is a directory, not a results database")
+    if not path.exists():
+        fail(f"{option}: {path} does not exist (run `greenbench run` first)")
     try:
-        return ResultsStore(path)
+        return ResultsStore(path, read_only=True)
     except StoreError as exc:
-        fail(str(exc))
+        fail(f"{option}: {str(exc).removeprefix('db: ')}")
+
+
+def read_rows(path: Path, **filters: Any) -> list[dict[str, Any]]:
+    """All rows of the db at `path` (read-only), one-line errors for unreadable files."""
+    store = open_existing_store(path)
+    try:
+        with store:
+            return store.rows(**filters)
+    except sqlite3.DatabaseError as exc:
+        fail(f"--db: cannot read {path}: {exc}")
+
+
+def check_report_target(path: Path, db: Path | None, option: str) -> None:
+    """Fail (one line, exit 2) unless `path` can receive a report: never the results db (or
+    one of its side files), never an existing file that is not a greenbench report, and a
+    directory that exists or can be created and is writable. Writes nothing."""
+    if path.is_dir():
+        fail(f"{option}: {path} is a directory; give an .html file path")
+    target = path.resolve()
+    if db is not None:
+        db_file = db.resolve()
+        if target in {Path(f"{db_file}{s}") for s in _DB_SIDE_FILES}:
+            fail(f"{option}: {path} is the results database {db}; give another file")
+    if path.exists():
+        if not path.is_file():
+            fail(f"{option}: {path} exists and is not a regular file")
+        if not is_greenbench_report(path):
+            fail(f"{option}: {path} exists and is not a greenbench report; refusing to overwrite "
+                 "it (remove it or give another path)")
+        if not os.access(path, os.W_OK):
+            fail(f"{option}: {path} is not writable")
+    _probe_directory(target.parent, path, option)
+
+
+def _probe_directory(folder: Path, path: Path, option: str) -> None:
+    # Permission bits do not tell (root passes os.access everywhere, /proc refuses anyway), so
+    # the folder is really created and a probe file really written, then both are removed.
+    created: list[Path] = []
+    try:
+        missing = folder
+        while not missing.exists():
+            created.append(missing)
+            missing = missing.parent
+        if not missing.is_dir():
+            raise NotADirectoryError(20, f"{missing} is not a directory")
+        for d in reversed(created):
+            d.mkdir()
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
+    finally:
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def report_provenance(
@@ -57,19 +130,22 @@ def report_provenance(
     return out
 
 
-def write_report(rows: list[dict], provenance: dict[str, Any], path: Path) -> Path:
-    """Render and write the HTML report; returns the path written."""
-    from projlib.report import build_report
-
+def write_report(
+    rows: list[dict], provenance: dict[str, Any], path: Path, *, db: Path | None = None,
+    option: str = "--report",
+) -> Path:
+    """Render and write the HTML report atomically; returns the path written."""
+    check_report_target(path, db, option)
     html = build_report(rows, provenance)
+    assert REPORT_GENERATOR in html[:4096]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written aside then renamed: two runners finishing together never interleave bytes,
-        # and a reader never sees half a report.
+        # a reader never sees half a report, and an interrupted write leaves the old one.
         tmp.write_text(html, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        fail(f"--report: cannot write {path}: {exc.strerror or exc}")
+        fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
     return path

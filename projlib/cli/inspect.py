@@ -14,7 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from projlib.cli.common import fail, open_existing_store, report_provenance, write_report
+from projlib.cli.common import (
+    check_report_target,
+    fail,
+    read_rows,
+    report_provenance,
+    write_report,
+)
 from projlib.cli.options import DEFAULT_DB, DEFAULT_REPORT
 
 __all__ = ["report", "runs", "env", "RUN_FORMATS"]
@@ -35,10 +41,10 @@ def report(
         DEFAULT_REPORT
     ),
 ) -> None:
-    """Write the HTML report of every point in the db."""
-    with open_existing_store(db) as store:
-        rows = store.rows()
-    path = write_report(rows, report_provenance(db), output)
+    """Write the HTML report of every point in the db (the db is only read)."""
+    check_report_target(output, db, "--output")  # before reading: fail fast, write nothing
+    rows = read_rows(db)
+    path = write_report(rows, report_provenance(db), output, db=db, option="--output")
     typer.echo(f"report: {path.resolve()} ({len(rows)} points)")
 
 
@@ -70,8 +76,7 @@ def runs(
         fail(f"--format: {format!r} is not one of {', '.join(RUN_FORMATS)}")
     if status is not None and status not in STATUSES:
         fail(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
-    with open_existing_store(db) as store:
-        rows = store.rows(status=status)
+    rows = read_rows(db, status=status)
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif format == "csv":

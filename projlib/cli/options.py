@@ -21,6 +21,7 @@ TOML layout (all keys optional; lists may be given as a single value)::
     country = "FRA"                 # --country (ISO 3166-1 alpha-3, carbon intensity)
     data_dir = "data"               # --data-dir
     download = false                # --download
+    verify_data = true              # --verify-data / --no-verify-data (published checksums)
     [train]                         # shared TrainConfig options: lr, optimizer, batch_size, ...
     lr = 0.001
 """
@@ -32,8 +33,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from projlib.measure.carbon import CarbonBackend, known_countries
+from projlib.projections import constraint_names
 from projlib.sweep import TRAIN_OPTION_NAMES, SweepConfig, resolve_device
 
 if sys.version_info >= (3, 11):
@@ -61,6 +64,10 @@ DEFAULT_REPORT = Path("reports/greenbench.html")
 EXECUTORS = ("local", "ray")
 DEFAULT_COUNTRY = "FRA"  # the paper's authors' grid; pass --country for yours
 DEFAULT_EPOCHS = 20
+# Bounds that keep a typo from allocating the machine away (`--seeds 1000000000`): a sweep
+# larger than DEFAULT_MAX_POINTS must be asked for with --max-points.
+MAX_SEEDS = 10_000
+DEFAULT_MAX_POINTS = 10_000
 # The CLI trains with the paper's plain step (SGD, gamma = 0.02, momentum 0.9) unless told
 # otherwise. On digits/mlp this reaches ~97% dense in 20 epochs (~0.5 s a point on one core),
 # where TrainConfig's library default (Adam 1e-3, batch 128) stays near 92%.
@@ -81,8 +88,11 @@ DEFAULT_RADII: dict[str, tuple[float, ...]] = {
 
 _LIST_KEYS = ("dataset", "model", "procedure", "constraint")
 _SCALAR_KEYS = ("seeds", "epochs", "device", "executor", "ray_address", "gpus_per_task", "db",
-                "report", "country", "data_dir", "download", "retry_failed")
-_FILE_TRAIN_OPTIONS = tuple(n for n in TRAIN_OPTION_NAMES if n not in ("data_dir", "download"))
+                "report", "country", "data_dir", "download", "retry_failed", "max_points",
+                "verify_data")
+_FILE_TRAIN_OPTIONS = tuple(
+    n for n in TRAIN_OPTION_NAMES if n not in ("data_dir", "download", "verify_data")
+)
 
 
 class OptionError(ValueError):
@@ -111,7 +121,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except OSError as exc:
         raise OptionError(f"config: cannot read {path}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise OptionError(f"config: {path} is not valid TOML: {exc}") from exc
     valid = (*_LIST_KEYS, "radius", *_SCALAR_KEYS, "train")
     unknown = sorted(set(data) - set(valid))
@@ -126,11 +136,60 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             f"config: unknown [train] option(s) {', '.join(bad)}; "
             f"valid: {', '.join(_FILE_TRAIN_OPTIONS)}"
         )
+    for key, value in data.items():
+        _check_file_type(key, value)
+    for key, value in train.items():
+        _check_file_type(f"train.{key}", value)
     # Paths in a config file are relative to the file, so a sweep file works from any cwd.
     for key in ("db", "report", "data_dir"):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str(path.parent / data[key])
     return data
+
+
+# What each TOML key must hold, so a file says exactly what the flags say: `download = "yes"`
+# is an error, not "true"; lists of the same types are accepted for the repeatable keys.
+_STR, _INT, _NUM, _BOOL = (str,), (int,), (int, float), (bool,)
+_FILE_TYPES: dict[str, tuple[type, ...]] = {
+    "dataset": _STR, "model": _STR, "procedure": _STR, "constraint": _STR, "radius": _NUM,
+    "seeds": _INT, "epochs": _INT, "device": _STR, "executor": _STR, "ray_address": _STR,
+    "gpus_per_task": _NUM, "db": _STR, "report": _STR, "country": _STR, "data_dir": _STR,
+    "download": _BOOL, "retry_failed": _BOOL, "threads": _STR + _INT, "max_points": _INT,
+    "verify_data": _BOOL, "measure_inference": _BOOL,
+    "train.lr": _NUM, "train.optimizer": _STR, "train.batch_size": _INT, "train.groups": _STR,
+    "train.retrain_epochs": _INT, "train.layers": _STR, "train.constrain_first": _BOOL,
+    "train.constrain_last": _BOOL,
+}
+_LISTABLE = {*_LIST_KEYS, "radius", "seeds", "train.layers"}
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false"}
+    return " or ".join(names[t] for t in types if not (t is int and float in types))
+
+
+def _check_file_type(key: str, value: Any) -> None:
+    types = _FILE_TYPES.get(key)
+    if types is None:
+        return
+    if key == "radius" and isinstance(value, dict):  # {l1 = [5.0], l11 = 3.0}
+        for name, radii in value.items():
+            _check_values(f"radius.{name}", types, radii)
+        return
+    _check_values(key, types, value)
+
+
+def _check_values(key: str, types: tuple[type, ...], value: Any) -> None:
+    listable = key in _LISTABLE or key.startswith("radius.")
+    for v in value if isinstance(value, list) and listable else [value]:
+        # bool is an int in Python, but a TOML true is never a count or a radius.
+        if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+            _bad(key, types, value)
+
+
+def _bad(key: str, types: tuple[type, ...], value: Any) -> NoReturn:
+    many = " (or a list of them)" if key in _LISTABLE or key.startswith("radius.") else ""
+    raise OptionError(f"config: {key} must be {_type_name(types)}{many}, got {value!r}")
 
 
 def parse_radius(values: list[str]) -> tuple[tuple[float, ...], dict[str, list[float]]]:
@@ -181,16 +240,14 @@ def resolve_run_options(
             by = {k: _as_list(f"radius.{k}", v) for k, v in radius.items()}
         else:
             shared = tuple(_as_list("radius", radius))
-    from projlib.projections import constraint_names
-
     valid = tuple(constraint_names())
     for name in by:
         if name not in valid:
             raise OptionError(f"--radius: unknown constraint {name!r}; valid: {', '.join(valid)}")
     constraints = axes["constraint"] or (list(by) if by else list(DEFAULT_CONSTRAINTS))
-    from_flags = {text.partition("=")[0] for text in cli.get("radius") or [] if "=" in text}
-    stray = sorted(from_flags - set(constraints))
-    if stray:
+    # A radius for a constraint that is not swept is a mistake in either form (flag or table).
+    stray = sorted(set(by) - set(constraints))
+    if stray and any(p != "dense" for p in axes["procedure"] or ["projected"]):
         raise OptionError(
             f"--radius: {', '.join(stray)} not among the swept constraints "
             f"({', '.join(constraints)})"
@@ -204,9 +261,15 @@ def resolve_run_options(
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
         raise OptionError(f"--seeds: expected a count or a list of seeds, got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise OptionError(f"--seeds: must be >= 1, got {seeds}")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise OptionError(f"--seeds: must be between 1 and {MAX_SEEDS:,}, got {seeds}")
         seeds = list(range(seeds))
+    elif len(seeds) > MAX_SEEDS:
+        raise OptionError(f"--seeds: at most {MAX_SEEDS:,} seeds, got {len(seeds):,}")
+    max_points = _pick(cli, file, "max_points", DEFAULT_MAX_POINTS)
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise OptionError(f"--max-points: must be an integer >= 1, got {max_points!r}")
+    _check_sweep_size(axes, constraints, shared, by, len(seeds), max_points)
 
     executor = _pick(cli, file, "executor", "local")
     if executor not in EXECUTORS:
@@ -239,14 +302,21 @@ def resolve_run_options(
         train["data_dir"] = str(data_dir)
     if _pick(cli, file, "download", False):
         train["download"] = True
+    if not _pick(cli, file, "verify_data", True):
+        train["verify_data"] = False
 
     country = _pick(cli, file, "country", DEFAULT_COUNTRY)
     try:
-        from projlib.measure.carbon import CarbonBackend
-
-        CarbonBackend(country)  # validates the code, probes nothing
+        CarbonBackend(country)  # validates the form of the code, probes nothing
     except (ValueError, TypeError) as exc:
         raise OptionError(f"--country: {exc}") from None
+    known = known_countries()
+    if known is not None and country not in known:
+        raise OptionError(
+            f"--country: {country!r} is not in CodeCarbon's offline energy-mix table "
+            f"(codecarbon/data/private_infra/global_energy_mix.json, {len(known)} countries, "
+            f"e.g. {', '.join(sorted(known)[:6])}, ...)"
+        )
 
     try:
         sweep = SweepConfig(
@@ -273,6 +343,22 @@ def resolve_run_options(
         country=country,
         retry_failed=bool(_pick(cli, file, "retry_failed", True)),
     )
+
+
+def _check_sweep_size(
+    axes: Mapping[str, list[Any]], constraints: list[str], shared: tuple[float, ...],
+    by: Mapping[str, list[float]], n_seeds: int, max_points: int,
+) -> None:
+    # Counted before anything is expanded, so an absurd product costs nothing to refuse.
+    sparse = [p for p in axes["procedure"] or ["projected"] if p != "dense"]
+    radii = sum(len(by.get(c, shared) or DEFAULT_RADII.get(c, ())) for c in constraints)
+    per_seed = 1 + len(sparse) * radii
+    total = len(axes["dataset"] or [0]) * len(axes["model"] or [0]) * n_seeds * per_seed
+    if total > max_points:
+        raise OptionError(
+            f"--max-points: this sweep has {total:,} points, more than {max_points:,}; "
+            "pass --max-points N to allow it"
+        )
 
 
 def _flagify(message: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from projlib.cli.common import fail, report_provenance, write_report
+from projlib.cli.common import (
+    check_report_target,
+    fail,
+    open_existing_store,
+    report_provenance,
+    write_report,
+)
 from projlib.cli.options import (
     DEFAULT_DB,
     DEFAULT_REPORT,
@@ -81,6 +88,12 @@ def run(
     download: Annotated[
         bool | None, typer.Option("--download/--no-download", help="Allow dataset downloads.")
     ] = None,
+    verify_data: Annotated[
+        bool | None,
+        typer.Option("--verify-data/--no-verify-data",
+                     help="Check MNIST/Fashion-MNIST/CIFAR-10 files against their published "
+                          "checksums; --no-verify-data for a custom variant. (default: verify)"),
+    ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate. (default: 0.02, the paper's step)")
     ] = None,
@@ -96,6 +109,10 @@ def run(
         bool | None,
         typer.Option("--retry-failed/--no-retry-failed", help="Rerun failed points on resume."),
     ] = None,
+    max_points: Annotated[
+        int | None,
+        typer.Option(help="Refuse a sweep with more points than this. (default: 10000)"),
+    ] = None,
 ) -> None:
     """Run a sweep (resumable), store every point in the db, then write the HTML report.
 
@@ -108,32 +125,50 @@ def run(
         options = resolve_run_options(cli, load_toml(config) if config is not None else None)
     except OptionError as exc:
         fail(str(exc))
-    if options.executor == "local":
-        _check_datasets(options)
-    if options.report.is_dir():
-        fail(f"--report: {options.report} is a directory; give an .html file path")
+    # Everything that can be checked is checked before the first point trains: a sweep that
+    # cannot write its report at the end must not spend an hour training first.
+    check_report_target(options.report, options.db, "--report")
+    _check_db_target(options.db)
+    _check_datasets(options)
     if options.executor == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
             fail("--executor: ray is not installed (pip install 'greenbench[ray]')")
-    _execute(options, console)
+    try:
+        _execute(options, console)
+    except sqlite3.DatabaseError as exc:  # e.g. a page corrupted while the sweep ran
+        fail(f"--db: {options.db}: {exc}")
 
 
 def _check_datasets(options: RunOptions) -> None:
-    # A dataset that is not on disk would fail every one of its points, one traceback each;
-    # say it once, before anything is written. (Ray workers may see other disks: not checked.)
+    # A dataset that is not on disk (or not what its name says) would fail every one of its
+    # points; say it once, before anything is written. The data is read here, in the driver,
+    # with any executor: its fingerprint is part of every point's identity (Ray workers check
+    # that they read the same data).
     from projlib.sweep.runner import cached_dataset
     from projlib.training import DatasetError, DatasetNotFoundError
 
     shared = dict(options.sweep.options)
-    if shared.get("download"):
-        return
     for name in options.sweep.datasets:
         try:  # cached: the first points of this dataset reuse what the check read
-            cached_dataset(name, shared.get("data_dir"), False)
-        except (DatasetNotFoundError, DatasetError) as exc:
+            cached_dataset(name, shared.get("data_dir"), bool(shared.get("download", False)),
+                           shared.get("verify_data", True))
+        except (DatasetNotFoundError, DatasetError, OSError, RuntimeError) as exc:
             fail(f"--dataset: {name}: {str(exc).splitlines()[0]}")
+
+
+def _check_db_target(path: Path) -> None:
+    # An existing file must be a greenbench db (checked read-only); a new one needs a
+    # directory that exists or can be created.
+    if path.exists() or path.is_symlink():
+        open_existing_store(path).close()
+        return
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        fail(f"--db: cannot create {path}: {parent} is not a directory")
 
 
 def _open_store(path: Path) -> Any:
@@ -143,7 +178,7 @@ def _open_store(path: Path) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         return ResultsStore(path)
     except (StoreError, OSError) as exc:
-        fail(f"--db: {exc}")
+        fail(f"--db: {str(exc).removeprefix('db: ')}")
 
 
 def _execute(options: RunOptions, console: Console) -> None:
@@ -198,7 +233,7 @@ def _execute(options: RunOptions, console: Console) -> None:
     statuses = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     console.print(f"sweep {sweep_id[:12]}: {statuses}")
     provenance = report_provenance(options.db, meter, sweep_id=sweep_id, country=options.country)
-    path = write_report(rows, provenance, options.report)
+    path = write_report(rows, provenance, options.report, db=options.db)
     console.print(f"report: {escape(str(path.resolve()))}")
     if counts["failed"]:
         db = escape(str(options.db))

@@ -130,3 +130,13 @@ class CarbonBackend:
 
     def close(self) -> None:
         self._tracker = None  # task-only use leaves no scheduler running
+
+
+def known_countries() -> frozenset[str] | None:
+    """ISO 3166-1 alpha-3 codes of CodeCarbon's offline energy-mix table
+    (codecarbon/data/private_infra/global_energy_mix.json); None when codecarbon is missing."""
+    try:
+        from codecarbon.input import DataSource
+    except ImportError:
+        return None
+    return frozenset(DataSource().get_global_energy_mix_data())

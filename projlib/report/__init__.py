@@ -8,10 +8,18 @@ imports), so a report can be rebuilt from a results database alone::
 """
 
 from projlib.report.aggregate import AggregatePoint, Stat, aggregate_rows
-from projlib.report.html import ReportConfig, build_report, safe_json_for_script
+from projlib.report.html import (
+    REPORT_GENERATOR,
+    ReportConfig,
+    build_report,
+    is_greenbench_report,
+    safe_json_for_script,
+)
 from projlib.report.pareto import dominates, pareto_front
 
 __all__ = [
+    "REPORT_GENERATOR",
+    "is_greenbench_report",
     "AggregatePoint",
     "ReportConfig",
     "Stat",

@@ -31,11 +31,29 @@ from projlib.report.pareto import pareto_front
 from projlib.report.provenance import render_provenance_html, summarise_energy
 from projlib.report.static import PAGE_CSS, TABLE_JS
 
-__all__ = ["ReportConfig", "build_report", "safe_json_for_script"]
+__all__ = [
+    "REPORT_GENERATOR", "ReportConfig", "build_report", "is_greenbench_report",
+    "safe_json_for_script",
+]
 
 _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data: blob:; font-src data:")
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# Marks a file as a greenbench report: the CLI overwrites an existing file only when its head
+# carries this (or the head every report had before the marker existed).
+REPORT_GENERATOR = '<meta name="generator" content="greenbench report">'
+_HEAD = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+_LEGACY_HEAD = f'{_HEAD}<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+
+
+def is_greenbench_report(path: Any) -> bool:
+    """True when the file at `path` starts like a report this package wrote. Reads 4 KiB."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.startswith(_HEAD) and (REPORT_GENERATOR in head or head.startswith(_LEGACY_HEAD))
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,12 @@ def build_report(
     skipped = statuses.get("done", 0) - plotted
     if skipped:
         status_text += f"; {skipped} done without a measured accuracy, not plotted"
+    running = statuses.get("running", 0)
+    if running:
+        # A report is written after its own sweep's points finish, so a point still "running"
+        # belongs to another process sharing the db: its figures are not in this report yet.
+        status_text += (f"; {running} point{'s' if running > 1 else ''} still running in "
+                        "another process (rerun `greenbench report` when it finishes)")
 
     figures: list[dict[str, Any]] = []
     sections: list[str] = []
@@ -223,8 +247,9 @@ def build_report(
     nav.append('<a href="#results">table</a>')
     nav.append('<a href="#provenance">provenance</a>')
     return "".join([
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        _HEAD,
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        REPORT_GENERATOR,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(config.title)}</title><style>{PAGE_CSS}</style></head><body>",
         f"<header><h1>{escape(config.title)}</h1>",

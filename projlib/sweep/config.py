@@ -8,7 +8,9 @@ not comparable).
 
 Every point is identified by `point_id`: the sha256 of its canonical config JSON (sorted keys,
 no whitespace), leaving out the fields that say *where* to find data rather than *what* is run
-(data_dir, download). Two sweeps that share a point therefore share its row in the store.
+(data_dir, download, verify_data). *What* data is run is in the identity: `prepare_sweep` sets
+each point's `data_fingerprint` from the files actually found, so moving the files keeps the
+results and different files never reuse them. Two sweeps that share a point share its row.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -29,15 +31,17 @@ __all__ = [
     "TRAIN_OPTION_NAMES",
     "NON_IDENTITY_FIELDS",
     "resolve_device",
+    "sweep_id_of",
 ]
 
 # Fields of TrainConfig that locate the data; they do not change what is computed.
-NON_IDENTITY_FIELDS: frozenset[str] = frozenset({"data_dir", "download"})
+NON_IDENTITY_FIELDS: frozenset[str] = frozenset({"data_dir", "download", "verify_data"})
 # Sweep axes are set by the sweep itself; layer_sparsity is per-point (magnitude matching) and
 # would make no sense shared across a product.
 _AXES = frozenset({"dataset", "model", "procedure", "constraint", "radius", "seed", "epochs"})
 TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
-    f.name for f in fields(TrainConfig) if f.name not in _AXES | {"layer_sparsity", "device"}
+    f.name for f in fields(TrainConfig)
+    if f.name not in _AXES | {"layer_sparsity", "device", "data_fingerprint"}
 )
 # Bumped when the meaning of a config field changes, so old rows are not silently reused.
 _HASH_VERSION = "greenbench-point-v1"
@@ -180,17 +184,25 @@ class SweepConfig:
         return dict(self.radii_by_constraint).get(constraint, self.radii)
 
     def _check_models_fit(self) -> None:
-        # e.g. convnet's fc layer is sized for 28x28 inputs: fail now, not once per point.
+        # e.g. convnet's fc layer is sized for 28x28 inputs, or a `layers` pattern with a typo:
+        # fail now, once, not once per point (the dense baseline included).
         from projlib.training.datasets import DATASETS
         from projlib.training.models import build_model
+        from projlib.training.sparsity import select_layers
 
+        shared = dict(self.options)
         for d in self.datasets:
             spec = DATASETS[d]
             for m in self.models:
                 try:
-                    build_model(m, spec.input_shape, spec.num_classes)
+                    model = build_model(m, spec.input_shape, spec.num_classes)
                 except (ValueError, TypeError, RuntimeError) as exc:
                     raise ValueError(f"model {m!r} does not fit dataset {d!r}: {exc}") from exc
+                if shared.get("layers") is not None:
+                    try:
+                        select_layers(model, tuple(shared["layers"]), False, False)
+                    except ValueError as exc:
+                        raise ValueError(f"layers: model {m!r}: {exc}") from exc
 
     def points(self) -> list[TrainConfig]:
         """Expand to TrainConfigs: per (dataset, model, seed) the dense baseline first, then
@@ -240,8 +252,12 @@ class SweepConfig:
 
     def sweep_id(self) -> str:
         """sha256 hex of the sorted point ids: same points, same sweep."""
-        ids = sorted(point_id(c) for c in self.points())
-        return hashlib.sha256("\n".join(ids).encode("ascii")).hexdigest()
+        return sweep_id_of(point_id(c) for c in self.points())
+
+
+def sweep_id_of(point_ids: Iterable[str]) -> str:
+    """sha256 hex of the sorted point ids."""
+    return hashlib.sha256("\n".join(sorted(point_ids)).encode("ascii")).hexdigest()
 
 
 def resolve_device(device: str, executor: str = "local", gpus_per_task: float = 0.0) -> str:

@@ -11,13 +11,14 @@ then the KeyboardInterrupt propagates so the CLI can exit with code 130.
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from projlib.sweep.config import SweepConfig, canonical_config, point_id
-from projlib.sweep.runner import PointRunner, run_point
+from projlib.sweep.config import SweepConfig, canonical_config, point_id, sweep_id_of
+from projlib.sweep.runner import PointRunner, cached_dataset, run_point
 from projlib.sweep.store import ResultsStore, owner_token
 from projlib.training import TrainConfig
 
@@ -67,13 +68,30 @@ def format_error(exc: BaseException) -> str:
 
 
 def prepare_sweep(
-    store: ResultsStore, sweep: SweepConfig, retry_failed: bool = True
+    store: ResultsStore,
+    sweep: SweepConfig,
+    retry_failed: bool = True,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, TrainConfig], int]:
     """Register `sweep` in the store and requeue its interrupted / failed / orphaned points.
 
+    Each point's identity includes the fingerprint of its data (`Dataset.fingerprint`):
+    `fingerprints` maps dataset name -> fingerprint; datasets it leaves out are loaded here (the
+    local process must see the data: a Ray driver as well as its workers). A worker that finds
+    other data under the same name fails the point instead of storing results for it.
+
     Returns (sweep_id, {point_id: TrainConfig}, number of points already done)."""
-    configs = {point_id(c): c for c in sweep.points()}
-    sweep_id = sweep.sweep_id()
+    shared = dict(sweep.options)
+    prints = dict(fingerprints or {})
+    for name in sweep.datasets:
+        if name not in prints:
+            prints[name] = cached_dataset(
+                name, shared.get("data_dir"), bool(shared.get("download", False)),
+                bool(shared.get("verify_data", True)),
+            ).fingerprint
+    points = [dataclasses.replace(c, data_fingerprint=prints[c.dataset]) for c in sweep.points()]
+    configs = {point_id(c): c for c in points}
+    sweep_id = sweep_id_of(configs)
     store.register_sweep(
         sweep_id, sweep.to_dict(), [(pid, canonical_config(c)) for pid, c in configs.items()]
     )

@@ -40,7 +40,8 @@ def run_point(
 
     if meter is None:
         meter = EnergyMeter(country_iso_code) if country_iso_code else EnergyMeter()
-    dataset = cached_dataset(config.dataset, config.data_dir, config.download)
+    dataset = cached_dataset(config.dataset, config.data_dir, config.download,
+                             config.verify_data)
     with meter.window() as win:
         # Timed inside the window: the meter's one-off backend probing is not the point's time.
         start = time.perf_counter()
@@ -58,14 +59,17 @@ def run_point(
         wall_time_s=wall_time_s,
     )
     metrics.update(software_provenance(result.device))
+    metrics["data_variant"] = dataset.variant
     return metrics
 
 
 @functools.lru_cache(maxsize=1)
-def cached_dataset(name: str, data_dir: str | None = None, download: bool = False) -> Dataset:
+def cached_dataset(
+    name: str, data_dir: str | None = None, download: bool = False, verify: bool = True
+) -> Dataset:
     """`load_dataset`, remembering the last one: a sweep's points share their dataset (reading
     it took ~1 s a point, longer than training a digits point), and one entry bounds memory."""
-    return load_dataset(name, data_dir=data_dir, download=download)
+    return load_dataset(name, data_dir=data_dir, download=download, verify=verify)
 
 
 def result_metrics(result: TrainResult) -> dict[str, Any]:

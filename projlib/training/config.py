@@ -32,11 +32,20 @@ def _is_grouped(name: str) -> bool:
     return bool(REGISTRY[name].grouped)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
+# Upper bounds: far above any real run, low enough that a typo fails here with one line instead
+# of an OverflowError / MemoryError deep in torch.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 24
+MAX_SEED = 2**32 - 1  # numpy's seeding range; torch accepts more
+
+
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum:,}, got {value}")
 
 
 def _check_positive_float(name: str, value: Any) -> None:
@@ -64,6 +73,11 @@ class TrainConfig:
     weight matrices except the first (unless `constrain_first`) and the last (unless
     `constrain_last`). When `layers` is given it is the exact selection and the two flags are
     not consulted.
+    verify_data: check MNIST / Fashion-MNIST / CIFAR-10 files against their published checksums
+    (False for a custom variant on purpose).
+    data_fingerprint: the `Dataset.fingerprint` of the data this run must train on (None: any
+    data found under the dataset's name). Part of a sweep point's identity, so results computed
+    on other data are never reused; `train` refuses a dataset whose fingerprint differs.
     """
 
     dataset: str = "digits"
@@ -85,6 +99,8 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     layer_sparsity: tuple[tuple[str, float], ...] | None = None
+    data_fingerprint: str | None = None
+    verify_data: bool = True
 
     def __post_init__(self) -> None:
         # Imported here to avoid an import cycle (datasets/models import nothing from config).
@@ -97,19 +113,22 @@ class TrainConfig:
         _check_choice("groups", self.groups, GROUP_NAMES)
         _check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
         _check_choice("device", self.device, DEVICE_NAMES)
-        _check_int("epochs", self.epochs, 1)
+        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.retrain_epochs is not None:
-            _check_int("retrain_epochs", self.retrain_epochs, 1)
+            _check_int("retrain_epochs", self.retrain_epochs, 1, MAX_EPOCHS)
         _check_positive_float("lr", self.lr)
         object.__setattr__(self, "lr", float(self.lr))  # 1 and 1.0 must hash the same
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0)
-        for flag in ("constrain_first", "constrain_last", "download"):
+        _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        for flag in ("constrain_first", "constrain_last", "download", "verify_data"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {type(getattr(self, flag)).__name__}")
         self._check_constraint()
         self._normalise_layers()
         self._normalise_layer_sparsity()
+        fp = self.data_fingerprint
+        if fp is not None and (not isinstance(fp, str) or not fp):
+            raise TypeError(f"data_fingerprint must be a non-empty str or None, got {fp!r}")
         if self.data_dir is not None:
             if not isinstance(self.data_dir, (str, Path)):
                 raise TypeError(

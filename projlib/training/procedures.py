@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from projlib.training.config import TrainConfig
-from projlib.training.datasets import Dataset, load_dataset
+from projlib.training.datasets import Dataset, DatasetError, load_dataset
 from projlib.training.models import build_model
 from projlib.training.sparsity import (
     LayerSparsity,
@@ -251,9 +251,16 @@ def train(
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable or None")
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, config.download)
+        dataset = load_dataset(config.dataset, config.data_dir, config.download,
+                               verify=config.verify_data)
     elif not isinstance(dataset, Dataset) or dataset.name != config.dataset:
         raise ValueError(f"dataset must be the loaded {config.dataset!r} Dataset")
+    if config.data_fingerprint is not None and dataset.fingerprint != config.data_fingerprint:
+        raise DatasetError(
+            f"{config.dataset}: the data at {dataset.source} (fingerprint "
+            f"{dataset.fingerprint[:12]}) is not the data this run was registered with "
+            f"({config.data_fingerprint[:12]})"
+        )
     device = _resolve_device(config.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):

@@ -117,11 +117,12 @@ def test_ray_executor_end_to_end(tmp_path: Path) -> None:
             "run", "--executor", "ray", "--constraint", "l11", "--radius", "30", "--epochs", "1",
             "--db", str(db), "--report", str(report),
         ])
-        # layers matching nothing: train() raises inside the worker; the driver records it.
-        failing = SweepConfig(constraints=("l1",), radii=(30.0,), epochs=1,
-                              options=(("layers", ("no_such_layer*",)),))
+        # Registered for other data than the workers find: train() raises inside the worker;
+        # the driver records it.
+        failing = SweepConfig(constraints=("l1",), radii=(30.0,), epochs=1)
         with ResultsStore(db) as store:
-            bad_id, bad_configs, _ = prepare_sweep(store, failing)
+            bad_id, bad_configs, _ = prepare_sweep(store, failing,
+                                                   fingerprints={"digits": "0" * 64})
             bad = run_ray(store, bad_id, bad_configs, country_iso_code="FRA")
             bad_rows = store.rows(sweep_id=bad_id)
             # Ctrl-C in the driver while a task is in flight (raised from the observer hook,
@@ -143,7 +144,8 @@ def test_ray_executor_end_to_end(tmp_path: Path) -> None:
     assert bad.failed == len(bad_rows) == 2
     assert all(r["status"] == "failed" for r in bad_rows)
     # the worker's own exception text is stored, not Ray's wrapper around it
-    assert all("layers" in r["error"].splitlines()[0] for r in bad_rows)
+    assert all("is not the data this run was registered with" in r["error"].splitlines()[0]
+               for r in bad_rows)
     assert slow_counts["interrupted"] == 1 and slow_counts["pending"] == 1
     assert slow_counts["running"] == 0 and slow_counts["done"] == 0
 

@@ -148,7 +148,7 @@ def _bad_config(tmp_path: Path, text: str | None) -> str:
         (["--radius", "-3"], "--radius: '-3' must be finite and > 0"),
         (["--radius", "l9=3"], "--radius: unknown constraint 'l9'; valid: l1, l21"),
         (["--constraint", "l1", "--radius", "l11=3"], "--radius: l11 not among the swept"),
-        (["--seeds", "0"], "--seeds: must be >= 1"),
+        (["--seeds", "0"], "--seeds: must be between 1 and 10,000"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--executor", "slurm"], "--executor: 'slurm' is not one of local, ray"),
         (["--device", "gpu"], "--device: device must be one of cpu, cuda, auto"),
@@ -177,8 +177,8 @@ def test_bad_options_exit_2_with_one_line(tmp_path: Path, args: list[str], messa
         ("epochs = [", "is not valid TOML"),
         ("epochz = 3\n", "config: unknown key(s) epochz; valid: dataset"),
         ("[train]\nmomentum = 0.9\n", "config: unknown [train] option(s) momentum"),
-        ('constraint = "l1"\nradius = "big"\n', "radius must contain numbers"),
-        ("seeds = true\n", "--seeds: expected a count or a list"),
+        ('constraint = "l1"\nradius = "big"\n', "config: radius must be a number"),
+        ("seeds = true\n", "config: seeds must be an integer"),
     ],
 )
 def test_bad_config_file_exit_2(tmp_path: Path, text: str | None, message: str) -> None:
@@ -193,7 +193,7 @@ def test_unusable_db_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "text.db"
     bad.write_text("not a database " * 200)
     result = runner.invoke(app, ["run", "--db", str(bad), "--epochs", "1"])
-    assert result.exit_code == 2 and "--db: db: cannot use" in result.stderr
+    assert result.exit_code == 2 and "--db: cannot use" in result.stderr
     missing = runner.invoke(app, ["runs", "--db", str(tmp_path / "missing.db")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
     fmt = runner.invoke(app, ["runs", "--db", str(bad), "--format", "xml"])
