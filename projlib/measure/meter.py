@@ -9,15 +9,21 @@ Backends (``nvml``, ``rapl``, ``codecarbon``) are probed lazily on the first win
 a backend that fails its probe is replaced by an :class:`UnavailableBackend` holding the reason.
 Carbon: measured energy (NVML + RAPL) x CodeCarbon's offline grid intensity when something was
 measured, else CodeCarbon's own estimate (labelled so), else ``None``.
-Optional idle baseline: ``idle_baseline_s > 0`` measures an idle window (``time.sleep``) once,
-before the first window, and adds each device's idle power and energy above idle to results.
+Idle baseline: :meth:`EnergyMeter.measure_idle` reads each device's idle power over an idle
+window (the process just sleeps) through the same backends; :meth:`EnergyMeter.ensure_idle_baseline`
+re-measures it when missing or stale, and ``idle_baseline_s > 0`` measures it once before the
+first window. While a baseline is held, every result carries each measured device's idle power and
+energy above idle, and their sums (see :class:`EnergyResult` for what is summed and why the
+difference is not clipped at 0).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -25,9 +31,12 @@ from projlib.measure.carbon import JOULES_PER_KWH, CarbonBackend
 from projlib.measure.nvml import NvmlBackend
 from projlib.measure.rapl import DEFAULT_ROOT, RaplBackend
 from projlib.measure.types import (
+    MEASURED_METHODS,
     BackendStatus,
     DeviceEnergy,
+    DeviceIdle,
     EnergyResult,
+    IdleBaseline,
     summarise_methods,
     total_measured_j,
 )
@@ -94,13 +103,20 @@ class EnergyMeter:
     def __init__(self, country_iso_code: str = "FRA", *,
                  backends: tuple[str, ...] = BACKEND_NAMES, sample_hz: float = 20.0,
                  counter_period_s: float = 0.1, rapl_root: str = DEFAULT_ROOT,
-                 idle_baseline_s: float = 0.0) -> None:
-        """Settings as in :class:`MeterConfig`; nothing is probed until the first window."""
+                 idle_baseline_s: float = 0.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Settings as in :class:`MeterConfig`; nothing is probed until the first window.
+
+        ``clock`` (seconds, default ``time.time``) stamps idle baselines and ages them in
+        :meth:`ensure_idle_baseline`; tests inject a fake one.
+        """
         self.config = MeterConfig(country_iso_code, backends, sample_hz, counter_period_s,
                                   rapl_root, idle_baseline_s)
         self._backends: list | None = None
         self._carbon: CarbonBackend | None = None
-        self._idle_w: dict[str, float | None] | None = None
+        self._clock = clock
+        #: The last idle baseline measured (``None`` until :meth:`measure_idle` runs).
+        self.idle_baseline: IdleBaseline | None = None
         self._t0: float | None = None
 
     # -- backends ---------------------------------------------------------------------------
@@ -133,8 +149,83 @@ class EnergyMeter:
             self._make_backends()
         return [b.status() for b in self._backends] + [self._carbon_status]
 
+    def can_measure(self) -> bool:
+        """True when at least one energy backend (NVML, RAPL) passed its probe.
+
+        CodeCarbon does not count: its figure is an estimate, never summed into ``energy_j``.
+        """
+        if self._backends is None:
+            self._make_backends()
+        return bool(self._live())
+
+    def min_window_s(self) -> float:
+        """Shortest window that every live energy backend reads with useful resolution.
+
+        NVML counter: its update period (``counter_period_s``); NVML power sampling:
+        ``nvml.MIN_POWER_SAMPLES / sample_hz``; RAPL: its ~1 ms update period. 0.0 when nothing
+        can measure. Precision improves with length: a counter read at both edges is off by up to
+        one update's energy, so ten periods give about 10 %.
+        """
+        if self._backends is None:
+            self._make_backends()
+        return max((b.min_window_s() for b in self._live()), default=0.0)
+
     def window(self) -> Window:
         return Window(self)
+
+    # -- idle baseline ------------------------------------------------------------------------
+    def measure_idle(self, duration_s: float = 2.0) -> IdleBaseline:
+        """Read every device's idle power over ``duration_s`` seconds of sleep; keep and return it.
+
+        Runs the energy backends a window uses (NVML, RAPL; not CodeCarbon, whose figure is a
+        model) around ``time.sleep(duration_s)`` in this process, so the process itself is idle
+        but the rest of the machine is not controlled: run it when the machine is otherwise quiet.
+        A device whose reading is missing or flagged ``short_window`` gets ``None`` and a reason.
+        When no backend can measure, no window is run (``duration_s`` of the baseline is 0.0) and
+        each unavailable backend gets ``None`` with "no energy backend measures this device".
+        """
+        if (isinstance(duration_s, bool) or not isinstance(duration_s, (int, float))
+                or not math.isfinite(duration_s) or duration_s <= 0):
+            raise ValueError(f"duration_s must be a finite number > 0 (got {duration_s!r})")
+        if self._t0 is not None:
+            raise RuntimeError("cannot measure idle power while a window of this EnergyMeter "
+                               "is open")
+        if self._backends is None:
+            self._make_backends()
+        live = self._live()
+        window_s = 0.0
+        readings: dict[int, list[DeviceEnergy]] = {}
+        if live:
+            for b in live:
+                b.begin()
+            t0 = time.perf_counter()
+            time.sleep(duration_s)
+            window_s = time.perf_counter() - t0
+            readings = {id(b): b.end(window_s) for b in live}
+        devices: list[DeviceIdle] = []
+        for b in self._backends or []:
+            if isinstance(b, UnavailableBackend):
+                devices.append(DeviceIdle(b.name, "none", None, "unavailable", window_s,
+                                          f"no energy backend measures this device: {b.reason}"))
+            else:
+                devices.extend(_idle_of(d, window_s) for d in readings[id(b)])
+        self.idle_baseline = IdleBaseline(tuple(devices), float(self._clock()), window_s)
+        return self.idle_baseline
+
+    def ensure_idle_baseline(self, max_age_s: float = 600.0,
+                             duration_s: float = 2.0) -> IdleBaseline:
+        """Return the held baseline, re-measured first when missing or older than ``max_age_s``.
+
+        Age is read on the meter's clock. Idle power drifts with temperature and with what else
+        runs on the machine, hence the default of ten minutes.
+        """
+        if (isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float))
+                or math.isnan(max_age_s) or max_age_s < 0):
+            raise ValueError(f"max_age_s must be a number >= 0 (got {max_age_s!r})")
+        base = self.idle_baseline
+        if base is None or self._clock() - base.measured_at > max_age_s:
+            return self.measure_idle(duration_s)
+        return base
 
     # -- window internals ---------------------------------------------------------------------
     def _begin(self) -> None:
@@ -142,8 +233,8 @@ class EnergyMeter:
             raise RuntimeError("a window of this EnergyMeter is already open")
         if self._backends is None:
             self._make_backends()
-        if self._idle_w is None and self.config.idle_baseline_s > 0:
-            self._idle_w = self._measure_idle()
+        if self.idle_baseline is None and self.config.idle_baseline_s > 0:
+            self.measure_idle(self.config.idle_baseline_s)
         if self._carbon is not None:
             self._carbon.begin()  # first call builds the tracker: keep it outside the timing
         for b in self._live():
@@ -169,7 +260,7 @@ class EnergyMeter:
             estimate, carbon_est_g = self._carbon.end()
             devices.append(estimate)
             carbon_note = estimate.note
-        if self._idle_w:
+        if self.idle_baseline is not None:
             devices = [self._with_idle(d) for d in devices]
         return self._assemble(window_s, devices, carbon_est_g, carbon_note)
 
@@ -187,38 +278,56 @@ class EnergyMeter:
             carbon_g = None
             carbon_method = f"unavailable: {carbon_note}"
         shown = [d for d in devices if d.method != "unavailable"]
+        above_j, idle_w, idle_note = self._idle_totals(devices, measured_j)
         return EnergyResult(
             duration_s=window_s, devices=devices, energy_j=measured_j, carbon_g=carbon_g,
             carbon_method=carbon_method, carbon_intensity_g_per_kwh=intensity,
             country_iso_code=iso, methods=summarise_methods(shown),
+            energy_above_idle_j=above_j, idle_power_w=idle_w, idle_note=idle_note,
         )
 
-    def _measure_idle(self) -> dict[str, float | None]:
-        for b in self._live():
-            b.begin()
-        t0 = time.perf_counter()
-        time.sleep(self.config.idle_baseline_s)
-        window_s = time.perf_counter() - t0
-        idle: dict[str, float | None] = {}
-        for b in self._live():
-            for d in b.end(window_s):
-                idle[d.name] = None if d.energy_j is None else d.energy_j / window_s
-        return idle
-
     def _with_idle(self, d: DeviceEnergy) -> DeviceEnergy:
-        idle_w = (self._idle_w or {}).get(d.name)
-        if idle_w is None or d.energy_j is None:
+        base = self.idle_baseline
+        idle_w = None if base is None else base.power_w(d.name)
+        if idle_w is None or d.energy_j is None or d.method not in MEASURED_METHODS:
             return d
-        # may be negative when the work ran below the idle reading: reported as is, not clamped
+        # may be negative when the work ran below the idle reading: reported as is, not clipped
         return replace(d, idle_power_w=idle_w, energy_above_idle_j=d.energy_j - idle_w * d.window_s)
 
+    def _idle_totals(self, devices: list[DeviceEnergy], measured_j: float | None
+                     ) -> tuple[float | None, float | None, str]:
+        base = self.idle_baseline
+        if base is None:
+            return None, None, "no idle baseline (EnergyMeter.measure_idle was not run)"
+        if measured_j is None:
+            return None, None, "no device measured energy"
+        measured = [d for d in devices if d.method in MEASURED_METHODS and d.energy_j is not None]
+        with_idle = [d for d in measured if d.energy_above_idle_j is not None]
+        without = [f"{d.name} ({base.reason(d.name)})" for d in measured
+                   if d.energy_above_idle_j is None]
+        if not with_idle:
+            return None, None, "no measured device has an idle figure: " + "; ".join(without)
+        above_j = float(sum(d.energy_above_idle_j for d in with_idle))
+        idle_w = float(sum(d.idle_power_w for d in with_idle))
+        notes = []
+        if without:
+            notes.append(f"above idle over {', '.join(d.name for d in with_idle)} only; "
+                         f"no idle figure for {'; '.join(without)}")
+        if above_j < 0:
+            notes.append("negative: the window used less than idle power x duration "
+                         "(noise or a hotter idle reading; not clipped)")
+        return above_j, idle_w, "; ".join(notes)
+
     def close(self) -> None:
-        """Release NVML and the CodeCarbon tracker; the meter re-probes if used again."""
+        """Release NVML and the CodeCarbon tracker; the meter re-probes if used again.
+
+        The idle baseline is kept (it describes the hardware, not the handles); it ages as usual.
+        """
         for b in self._live():
             b.close()
         if self._carbon is not None:
             self._carbon.close()
-        self._backends, self._carbon, self._idle_w = None, None, None
+        self._backends, self._carbon = None, None
 
     def __enter__(self) -> EnergyMeter:
         return self
@@ -246,3 +355,14 @@ def _probe_cached(rapl_root: str, country_iso_code: str) -> tuple[BackendStatus,
                 CarbonBackend(country_iso_code).status())
     nvml.close()
     return statuses
+
+
+def _idle_of(d: DeviceEnergy, window_s: float) -> DeviceIdle:
+    """Idle power of one device from its idle-window reading; ``None`` with a reason if unusable."""
+    if d.short_window:
+        reason = "window too short" + (f": {d.note}" if d.note else
+                                       " for this device's update period")
+        return DeviceIdle(d.name, d.kind, None, d.method, window_s, reason)
+    if d.energy_j is None:
+        return DeviceIdle(d.name, d.kind, None, d.method, window_s, d.note or "no reading")
+    return DeviceIdle(d.name, d.kind, d.energy_j / window_s, d.method, window_s)

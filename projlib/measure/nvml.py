@@ -21,6 +21,10 @@ from typing import Any
 
 from projlib.measure.types import BackendStatus, DeviceEnergy
 
+#: Power samples (edges included) a ``power-integral`` window needs to count as long enough in
+#: :meth:`NvmlBackend.min_window_s`: at 20 Hz that is 0.5 s.
+MIN_POWER_SAMPLES = 10
+
 
 def _trapezoid_j(times_s: list[float], powers_w: list[float]) -> float:
     """Trapezoid integral of power over time: sum 0.5 (p_i + p_{i+1}) (t_{i+1} - t_i), O(n)."""
@@ -96,6 +100,17 @@ class NvmlBackend:
         if not self._devices:
             return BackendStatus(self.name, False, "; ".join(notes))
         return BackendStatus(self.name, True, "; ".join(notes))
+
+    def min_window_s(self) -> float:
+        """Shortest window every probed GPU reads with useful resolution.
+
+        ``counter``: one counter update period (shorter windows are flagged ``short_window``);
+        ``power-integral``: :data:`MIN_POWER_SAMPLES` sampling periods. 0.0 with no device.
+        """
+        floors = [self.counter_period_s if method == "counter"
+                  else MIN_POWER_SAMPLES / self.sample_hz
+                  for _, _, method in self._devices]
+        return max(floors, default=0.0)
 
     # -- window --------------------------------------------------------------------------------
     def begin(self) -> None:

@@ -86,6 +86,10 @@ class RaplBackend:
             self._zones.append((label, kind, path, max_range))
         return BackendStatus(self.name, True, ", ".join(z[0] for z in self._zones))
 
+    def min_window_s(self) -> float:
+        """Shortest window read without a ``short_window`` flag: one RAPL update period."""
+        return RAPL_UPDATE_PERIOD_S if self._zones else 0.0
+
     def begin(self) -> None:
         self._start, self._errors = {}, {}
         for label, _, path, _ in self._zones:

@@ -51,11 +51,77 @@ class DeviceEnergy:
 
 
 @dataclass(frozen=True)
+class DeviceIdle:
+    """Idle power of one device, or ``None`` with the ``reason`` it could not be measured.
+
+    ``name`` is the device name a window reports (``gpu0``, ``package-0``, ``package-0/dram``;
+    the backend name ``nvml``/``rapl`` when that backend is unavailable). ``window_s`` is the
+    length of the idle window the figure was read over.
+    """
+
+    name: str
+    kind: str
+    idle_power_w: float | None
+    method: str
+    window_s: float
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class IdleBaseline:
+    """Idle power of every device the meter's windows report, read over one idle window.
+
+    ``measured_at`` is the meter clock (``time.time()`` unless injected) when the idle window
+    ended; ``duration_s`` is the idle window's length (0.0 when no backend could measure, in which
+    case no window is run and every ``idle_power_w`` is ``None`` with a reason).
+    """
+
+    devices: tuple[DeviceIdle, ...]
+    measured_at: float
+    duration_s: float
+
+    def power_w(self, name: str) -> float | None:
+        """Idle power of device ``name``; ``None`` when unmeasured or unknown to this baseline."""
+        for d in self.devices:
+            if d.name == name:
+                return d.idle_power_w
+        return None
+
+    def reason(self, name: str) -> str:
+        """Why device ``name`` has no idle figure ("" when it has one)."""
+        for d in self.devices:
+            if d.name == name:
+                return d.reason
+        return "not in the idle baseline"
+
+    @property
+    def measured(self) -> bool:
+        """True when at least one device has an idle figure."""
+        return any(d.idle_power_w is not None for d in self.devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"devices": [d.to_dict() for d in self.devices],
+                "measured_at": self.measured_at, "duration_s": self.duration_s}
+
+
+@dataclass(frozen=True)
 class EnergyResult:
     """Result of one measurement window.
 
     ``energy_j`` is the sum over devices whose method is a measurement (NVML, RAPL), ``None`` when
     no device was measured; CodeCarbon's estimate stays a separate ``estimate`` device entry.
+
+    ``energy_above_idle_j`` sums, over the measured devices that have an idle figure,
+    ``energy_j - idle_power_w * window_s``; ``idle_power_w`` is the sum of those devices' idle
+    powers. Both are ``None`` when ``energy_j`` is ``None`` or when no measured device has an idle
+    figure, and ``idle_note`` says why; when only some devices have one, the sums cover those only
+    and ``idle_note`` names the devices left out. The difference is *not* clipped at 0: a
+    negative value means the work could not be told apart from idle (noise, or idle measured
+    hotter than the work); clipping would hide that and bias averages over repeats upwards.
+    ``idle_note`` says so when the sum is negative.
     """
 
     duration_s: float
@@ -66,6 +132,9 @@ class EnergyResult:
     carbon_intensity_g_per_kwh: float | None = None
     country_iso_code: str | None = None
     methods: str = "unavailable"
+    energy_above_idle_j: float | None = None
+    idle_power_w: float | None = None
+    idle_note: str = "no idle baseline (EnergyMeter.measure_idle was not run)"
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

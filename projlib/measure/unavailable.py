@@ -15,5 +15,9 @@ class UnavailableBackend:
     def status(self) -> BackendStatus:
         return BackendStatus(self.name, False, self.reason)
 
+    def min_window_s(self) -> float:
+        """Nothing is measured, so no window is too short."""
+        return 0.0
+
     def result(self, window_s: float) -> DeviceEnergy:
         return DeviceEnergy(self.name, "none", None, "unavailable", 0, window_s, False, self.reason)

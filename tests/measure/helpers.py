@@ -1,9 +1,15 @@
 """Test helpers: the fixed architectures of docs/ARCHITECTURE.md, built directly so these tests
-do not depend on projlib.training (test_compact checks they match build_model), and a LeNet with
-chosen groups zeroed whose costs are derived by hand in test_costs."""
+do not depend on projlib.training (test_compact checks they match build_model), a LeNet with
+chosen groups zeroed whose costs are derived by hand in test_costs, and a fake NVML GPU whose
+power can change over time (``IntegratingGpu`` + ``install_fake_nvml``)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import pynvml
+import pytest
 import torch
 from torch import nn
 
@@ -46,3 +52,49 @@ def sparse_lenet() -> nn.Sequential:
         b2[0:5] = 0
         w3[:, 5:8] = 0  # 3 hidden-2 neurons that nothing reads
     return m
+
+
+class IntegratingGpu:
+    """Fake NVML device whose energy counter integrates a power that ``set_power`` can change.
+
+    ``counter=False`` makes the energy counter unsupported, so the backend samples power instead.
+    """
+
+    def __init__(self, power_w: float = 100.0, counter: bool = True) -> None:
+        self.counter = counter
+        self._lock = threading.Lock()
+        self._power_w = float(power_w)
+        self._t = time.perf_counter()
+        self._energy_j = 1000.0
+
+    def _advance(self) -> None:
+        now = time.perf_counter()
+        self._energy_j += self._power_w * (now - self._t)
+        self._t = now
+
+    def set_power(self, power_w: float) -> None:
+        with self._lock:
+            self._advance()
+            self._power_w = float(power_w)
+
+    def energy_mj(self, handle: object) -> int:
+        if not self.counter:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        with self._lock:
+            self._advance()
+            return int(self._energy_j * 1000)
+
+    def power_mw(self, handle: object) -> int:
+        with self._lock:
+            return int(self._power_w * 1000)
+
+
+def install_fake_nvml(monkeypatch: pytest.MonkeyPatch, gpu: IntegratingGpu | None) -> None:
+    """Patch pynvml so NVML sees ``gpu`` as its only device (or no device when ``None``)."""
+    monkeypatch.setattr(pynvml, "nvmlInit", lambda: None)
+    monkeypatch.setattr(pynvml, "nvmlShutdown", lambda: None)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 0 if gpu is None else 1)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda i: ("handle", i))
+    if gpu is not None:
+        monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", gpu.energy_mj)
+        monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerUsage", gpu.power_mw)
