@@ -8,8 +8,15 @@ host round trips.  Host synchronisations per call (``.item()`` / Python ``if`` o
 * ``l1``: 1 (inside-ball test, which also carries the NaN/inf check);
 * ``l21``, ``l11``, ``l1inf_bilevel``: 1 (same test on the group norms);
 * ``l1inf``: 1 + 2 per Newton iteration (typically 8-12 iterations);
-* ``nuclear``: 3 (finiteness check before the SVD, singular-value sum, kept rank);
+* ``nuclear``: 3 (max |entry| before the SVD, which is also the finiteness check, the
+  singular-value sum, the kept rank);
 * ``project_simplex``: 1 (finiteness check).
+
+Extreme magnitudes: the norm behind the inside-ball test is checked against
+``_scaling.SAFE``; outside it (squares or sums that overflow/underflow, NaN/inf) the operator
+reruns on the input exactly rescaled by a power of two (``_scaling.run_scaled``: a few more
+syncs, on that rare path only).  The nuclear ball rescales before its SVD when the largest
+entry is outside ``_NUCLEAR_SAFE``.
 
 They also run on CPU tensors, which is how the tests cross-check them against the numba
 kernels used there.
@@ -18,6 +25,9 @@ kernels used there.
 from __future__ import annotations
 
 import torch
+
+from projlib.projections._scaling import check_range, rescaled, run_scaled
+from projlib.projections._validate import check_finite_norm
 
 
 def sorted_thresholds(Y: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
@@ -58,17 +68,15 @@ def soft_threshold(X: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
 
 def project_l1(X: torch.Tensor, radius: float) -> torch.Tensor:
     """Euclidean projection of ``X`` (any shape, read as one vector) onto the l1 ball."""
-    total = X.abs().sum(dtype=torch.float64)
-    return _finish_l1(X, radius, total)
+    return run_scaled(_l1, X, radius)
 
 
-def _finish_l1(X: torch.Tensor, radius: float, total: torch.Tensor) -> torch.Tensor:
-    from projlib.projections._validate import check_finite_norm
-
-    total_f = float(total.item())  # the one host sync
-    check_finite_norm(total_f)
+def _l1(X: torch.Tensor, radius: float) -> torch.Tensor | None:
+    """The l1 projection, None when X is inside; raises OutOfRange (see ``_scaling``)."""
+    total_f = float(X.abs().sum(dtype=torch.float64).item())  # the one host sync
+    check_range(total_f, X.dtype)
     if total_f <= radius:
-        return X.clone()
+        return None
     if radius == 0.0:
         return torch.zeros_like(X)
     r = torch.full((1,), radius, dtype=torch.float64, device=X.device)
@@ -93,12 +101,13 @@ def group_norms(X3: torch.Tensor, kind: str) -> torch.Tensor:
     return Y.abs().amax(dim=(0, 2))
 
 
-def _outer_radii(norms: torch.Tensor, radius: float) -> torch.Tensor | None:
-    """u = P_B1(radius)(norms) for a non-negative vector, or None when already inside."""
-    from projlib.projections._validate import check_finite_norm
+def _outer_radii(norms: torch.Tensor, radius: float, dtype: torch.dtype) -> torch.Tensor | None:
+    """u = P_B1(radius)(norms) for a non-negative vector, or None when already inside.
 
+    Raises OutOfRange when the total is outside ``SAFE[dtype]`` (dtype: the input's).
+    """
     total = float(norms.sum().item())  # the one host sync
-    check_finite_norm(total)
+    check_range(total, dtype)
     if total <= radius:
         return None
     if radius == 0.0:
@@ -114,28 +123,40 @@ def _per_group(X3: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
 
 def project_l21(X3: torch.Tensor, radius: float) -> torch.Tensor:
     """Group-lasso ball: groups rescaled by u_g / ||X_g||_2 with u = P_B1(radius)(norms)."""
-    norms = group_norms(X3, "l2")
-    u = _outer_radii(norms, radius)
+    return run_scaled(_l21, X3, radius)
+
+
+def _l21(X3: torch.Tensor, radius: float) -> torch.Tensor | None:
+    norms = group_norms(X3, "l2")  # squares: out of range -> OutOfRange -> rescaled input
+    u = _outer_radii(norms, radius, X3.dtype)
     if u is None:
-        return X3.clone()
+        return None
     scale = torch.where(norms > 0, u / torch.where(norms > 0, norms, 1.0), 0.0)
     return X3 * _per_group(X3, scale).to(X3.dtype)
 
 
 def project_l1inf_bilevel(X3: torch.Tensor, radius: float) -> torch.Tensor:
     """Bi-level l1,inf: clip every group at u_g with u = P_B1(radius)(group maxima)."""
-    u = _outer_radii(group_norms(X3, "linf"), radius)
+    return run_scaled(_l1inf_bilevel, X3, radius)
+
+
+def _l1inf_bilevel(X3: torch.Tensor, radius: float) -> torch.Tensor | None:
+    u = _outer_radii(group_norms(X3, "linf"), radius, X3.dtype)
     if u is None:
-        return X3.clone()
+        return None
     t = _per_group(X3, u).to(X3.dtype)
     return torch.maximum(torch.minimum(X3, t), -t)
 
 
 def project_l11(X3: torch.Tensor, radius: float) -> torch.Tensor:
     """Bi-level l1,1: u = P_B1(radius)(group l1 norms), then group g onto the l1 ball of u_g."""
-    u = _outer_radii(group_norms(X3, "l1"), radius)
+    return run_scaled(_l11, X3, radius)
+
+
+def _l11(X3: torch.Tensor, radius: float) -> torch.Tensor | None:
+    u = _outer_radii(group_norms(X3, "l1"), radius, X3.dtype)
     if u is None:
-        return X3.clone()
+        return None
     A, G, B = X3.shape
     rows = X3.abs().permute(1, 0, 2).reshape(G, A * B)
     tau = l1_thresholds(rows, u)
@@ -153,13 +174,15 @@ def project_l1inf(X3: torch.Tensor, radius: float, max_iter: int = 100) -> torch
     evaluates every mu_g by a binary search in the sorted groups: O(nm log m) for the sort plus
     O(G log m) per iteration.
     """
-    maxima = group_norms(X3, "linf")
-    from projlib.projections._validate import check_finite_norm
+    return run_scaled(_l1inf, X3, radius, max_iter)
 
+
+def _l1inf(X3: torch.Tensor, radius: float, max_iter: int) -> torch.Tensor | None:
+    maxima = group_norms(X3, "linf")
     total = float(maxima.sum().item())
-    check_finite_norm(total)
+    check_range(total, X3.dtype)
     if total <= radius:
-        return X3.clone()
+        return None
     if radius == 0.0:
         return torch.zeros_like(X3)
     A, G, B = X3.shape
@@ -189,15 +212,33 @@ def project_l1inf(X3: torch.Tensor, radius: float, max_iter: int = 100) -> torch
     return torch.maximum(torch.minimum(X3, t), -t)
 
 
-def project_nuclear(M: torch.Tensor, radius: float) -> torch.Tensor:
-    """Nuclear-ball projection of a matrix: one thin SVD, singular values onto the l1 ball."""
-    U, s, Vh = torch.linalg.svd(M, full_matrices=False)
-    from projlib.projections._validate import check_finite_norm
+# Largest entry for which the nuclear ball runs its SVD unscaled: the SVD's own sums of squares
+# (Frobenius and column norms, rotations) then stay far inside the range on every backend.
+_NUCLEAR_SAFE = {torch.float32: (2.0**-30, 2.0**30), torch.float64: (2.0**-300, 2.0**300)}
 
+
+def project_nuclear(M: torch.Tensor, radius: float) -> torch.Tensor:
+    """Nuclear-ball projection of a matrix: one thin SVD, singular values onto the l1 ball.
+
+    Raises ValueError on NaN/inf entries (checked before the SVD: LAPACK may hang on them).
+    """
+    if M.numel() == 0:
+        return M.clone()
+    top = float(M.abs().amax())  # amax propagates NaN
+    check_finite_norm(top)
+    lo, hi = _NUCLEAR_SAFE[M.dtype]
+    if not lo <= top <= hi:  # SVD of the exactly rescaled matrix (and zeros: returned as is)
+        return rescaled(_nuclear, M, radius)
+    P = _nuclear(M, radius)
+    return M.clone() if P is None else P
+
+
+def _nuclear(M: torch.Tensor, radius: float) -> torch.Tensor | None:
+    U, s, Vh = torch.linalg.svd(M, full_matrices=False)
     total = float(s.sum(dtype=torch.float64).item())
     check_finite_norm(total)
     if total <= radius:
-        return M.clone()
+        return None
     if radius == 0.0:
         return torch.zeros_like(M)
     r = torch.full((1,), radius, dtype=torch.float64, device=M.device)

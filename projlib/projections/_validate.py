@@ -31,13 +31,18 @@ FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
 
 
 def check_tensor(W: object, *, grouped: bool, arg: str = "W") -> torch.Tensor:
-    """Check that ``W`` is a float32/float64 torch tensor of an accepted rank.
+    """Check that ``W`` is a dense float32/float64 torch tensor with data (not on the "meta"
+    device) and of an accepted rank.
 
     Finiteness is *not* checked here: the kernels get it for free from the norms they compute
     anyway (a NaN or inf entry makes the norm non-finite), see :func:`check_finite_norm`.
     """
     if not isinstance(W, torch.Tensor):
         raise TypeError(f"{arg} must be a torch.Tensor, got {type(W).__name__}")
+    if W.layout != torch.strided:
+        raise TypeError(f"{arg} must be a dense (strided) tensor, got layout {W.layout}")
+    if W.device.type == "meta":
+        raise ValueError(f"{arg} is a meta tensor: it has no data to project")
     if W.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{arg} must have dtype torch.float32 or torch.float64, got {W.dtype}")
     if W.is_complex():  # pragma: no cover - excluded by the dtype check, kept for clarity

@@ -5,6 +5,9 @@ A weight is viewed as X (A, G, B), group g = X[:, g, :] (columns or rows, PAPER_
 returns ``W`` unchanged when the constraint already holds, and otherwise writes the result in
 one read/write pass with a per-group parameter.  CPU tensors go through the numba kernels on
 their zero-copy numpy view; other devices through the pure-torch kernels of ``_torch_ops``.
+The CPU paths below return None for "inside the ball" and raise ``OutOfRange`` when that first
+norm leaves the range where it can be trusted; ``_scaling.run_scaled`` then reruns them on the
+exactly rescaled input (extreme magnitudes only, see ``_scaling``).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import numpy as np
 import torch
 
 from projlib.projections import _group_kernels, _l1_kernels, _l11_kernels, _torch_ops
+from projlib.projections._scaling import check_range, run_scaled
 from projlib.projections._validate import (
     as_contiguous,
-    check_finite_norm,
     check_groups,
     check_radius,
     check_tensor,
@@ -76,10 +79,13 @@ def _cast(values: np.ndarray, dtype: np.dtype, up: bool) -> np.ndarray:
     return t
 
 
-def _outer(norms: np.ndarray, radius: float) -> np.ndarray | None:
-    """u = P_B1(radius)(norms) for a non-negative vector, None when already inside."""
+def _outer(norms: np.ndarray, radius: float, dtype: torch.dtype) -> np.ndarray | None:
+    """u = P_B1(radius)(norms) for a non-negative vector, None when already inside.
+
+    Raises OutOfRange when sum(norms) is outside ``SAFE[dtype]`` (dtype: the input's).
+    """
     total, tau = _l1_kernels.l1_tau(norms, radius)
-    check_finite_norm(total)
+    check_range(total, dtype)
     if total <= radius:
         return None
     if radius == 0.0:
@@ -98,11 +104,15 @@ def project_l21(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
         return X.clone()
     if X.device.type != "cpu":
         return _torch_ops.project_l21(X.reshape(shape3), r).reshape(X.shape)
+    return run_scaled(_l21_cpu, X, r, shape3)
+
+
+def _l21_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
     x3 = X.numpy().reshape(shape3)
-    norms = np.sqrt(_stats(x3, _SQ))
-    u = _outer(norms, r)
+    norms = np.sqrt(_stats(x3, _SQ))  # squares: out of range -> OutOfRange -> rescaled
+    u = _outer(norms, r, X.dtype)
     if u is None:
-        return X.clone()
+        return None
     scale = np.divide(u, norms, out=np.zeros_like(u), where=norms > 0)
     return _apply(x3, _cast(scale, x3.dtype, up=False), _SCALE, X)
 
@@ -118,10 +128,14 @@ def project_l1inf_bilevel(W: torch.Tensor, radius: float, groups: str = "columns
         return X.clone()
     if X.device.type != "cpu":
         return _torch_ops.project_l1inf_bilevel(X.reshape(shape3), r).reshape(X.shape)
+    return run_scaled(_l1inf_bilevel_cpu, X, r, shape3)
+
+
+def _l1inf_bilevel_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
     x3 = X.numpy().reshape(shape3)
-    u = _outer(_stats(x3, _MAX), r)
+    u = _outer(_stats(x3, _MAX), r, X.dtype)
     if u is None:
-        return X.clone()
+        return None
     return _apply(x3, _cast(u, x3.dtype, up=False), _CLIP, X)
 
 
@@ -141,11 +155,15 @@ def project_l11(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
         return X.clone()
     if X.device.type != "cpu":
         return _torch_ops.project_l11(X.reshape(shape3), r).reshape(X.shape)
+    return run_scaled(_l11_cpu, X, r, shape3)
+
+
+def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
     x3 = X.numpy().reshape(shape3)
     norms = _stats(x3, _L1)
-    u = _outer(norms, r)
+    u = _outer(norms, r, X.dtype)
     if u is None:
-        return X.clone()
+        return None
     A, G, B = x3.shape
     tol = _L11_TOL[x3.dtype]
     k = _l11_kernels._consts(x3.dtype)
@@ -182,12 +200,17 @@ def project_l1inf(W: torch.Tensor, radius: float, groups: str = "columns") -> to
         return X.clone()
     if X.device.type != "cpu":
         return _torch_ops.project_l1inf(X.reshape(shape3), r).reshape(X.shape)
+    return run_scaled(_l1inf_cpu, X, r, shape3)
+
+
+def _l1inf_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
     x3 = X.numpy().reshape(shape3)
     maxima = _stats(x3, _MAX)
-    total = float(maxima.sum())
-    check_finite_norm(total)
+    with np.errstate(over="ignore"):  # an overflow is caught just below
+        total = float(maxima.sum())
+    check_range(total, X.dtype)
     if total <= r:
-        return X.clone()
+        return None
     if r == 0.0:
         return torch.zeros_like(X)
     sums = _stats(x3, _L1)

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from projlib.projections import _l1_kernels, _torch_ops
+from projlib.projections._scaling import check_range, run_scaled
 from projlib.projections._validate import (
     as_contiguous,
-    check_finite_norm,
     check_radius,
     check_tensor,
 )
@@ -45,11 +45,16 @@ def project_l1(W: torch.Tensor, radius: float) -> torch.Tensor:
         return X.clone()
     if X.device.type != "cpu":
         return _torch_ops.project_l1(X, r)
+    return run_scaled(_l1_cpu, X, r)
+
+
+def _l1_cpu(X: torch.Tensor, r: float) -> torch.Tensor | None:
+    """None when inside; OutOfRange when sum|x| leaves ``_scaling.SAFE`` (rerun rescaled)."""
     x = X.numpy().reshape(-1)
     total, tau = _l1_kernels.l1_tau(x, r)
-    check_finite_norm(total)
+    check_range(total, X.dtype)
     if total <= r:
-        return X.clone()
+        return None
     out = torch.empty_like(X)
     if r == 0.0:
         return out.zero_()

@@ -84,7 +84,10 @@ def project(W: torch.Tensor, name: str, radius: float, groups: str = "columns") 
     device; returned as a new tensor of the same shape, dtype and device (input untouched).
     ``groups``: "columns" (default) or "rows" for the grouped constraints; must stay at its
     default for ``l1``.  See ``REGISTRY[name].summary`` and the module of each operator for the
-    formula, complexity and reference.  Raises TypeError/ValueError naming the bad argument.
+    formula, complexity and reference.  Raises TypeError/ValueError naming the bad argument
+    (NaN/inf entries, a meta or sparse tensor included).  Finite entries of any magnitude,
+    subnormal to the dtype's max, are handled (norms that would overflow or underflow are
+    redone on the input rescaled by an exact power of two, see ``_scaling``).
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")

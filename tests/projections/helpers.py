@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from projlib.projections._validate import group_shape
@@ -18,9 +20,39 @@ def group_matrix(W: torch.Tensor, groups: str) -> torch.Tensor:
     return W.reshape(A, G, B).permute(1, 0, 2).reshape(G, A * B)
 
 
+def mul_pow2(T: torch.Tensor, k: int) -> torch.Tensor:
+    """``T * 2**k`` in T's dtype, in steps whose factors are normal numbers (exact unless the
+    result leaves the normal range, where it rounds once or twice)."""
+    step = math.frexp(torch.finfo(T.dtype).max)[1] - 2  # 2**step is a normal number
+    while k:
+        j = max(-step, min(step, k))
+        T = T * math.ldexp(1.0, j)
+        k -= j
+    return T
+
+
+def scale_exponent(T: torch.Tensor) -> int:
+    """e with max|T| in [2**(e-1), 2**e) (0 for an all-zero or empty T)."""
+    m = float(T.detach().abs().amax()) if T.numel() else 0.0
+    return math.frexp(m)[1] if m > 0 else 0
+
+
 def constraint_norm(W: torch.Tensor, name: str, groups: str = "columns") -> float:
-    """The norm whose ball the operator ``name`` maps into (float64)."""
-    W = W.detach().to(torch.float64).cpu()
+    """The norm whose ball the operator ``name`` maps into (float64).
+
+    Overflow/underflow safe: computed on ``W * 2**-e`` (max |entry| in [0.5, 1), exact) and
+    scaled back, so tiny and huge entries give the true norm (inf only when it exceeds the
+    float64 range).
+    """
+    W = W.detach().cpu().to(torch.float64)
+    e = scale_exponent(W)
+    try:
+        return math.ldexp(_plain_norm(mul_pow2(W, -e), name, groups), e)
+    except OverflowError:
+        return math.inf
+
+
+def _plain_norm(W: torch.Tensor, name: str, groups: str) -> float:
     if name in ("l1", "l11"):
         return float(W.abs().sum())
     if name == "nuclear":
@@ -56,3 +88,15 @@ def groups_for(name: str) -> tuple[str, ...]:
     from projlib.projections import REGISTRY
 
     return ("columns", "rows") if REGISTRY[name].grouped else ("columns",)
+
+
+def torch_path(W: torch.Tensor, name: str, radius: float, groups: str) -> torch.Tensor:
+    """The pure-torch (GPU) implementation of ``name``, run on whatever device W is on."""
+    from projlib.projections import _torch_ops
+
+    if name == "l1":
+        return _torch_ops.project_l1(W, radius)
+    if name == "nuclear":
+        return _torch_ops.project_nuclear(W.reshape(W.shape[0], -1), radius).reshape(W.shape)
+    fn = getattr(_torch_ops, f"project_{name}")
+    return fn(W.reshape(group_shape(tuple(W.shape), groups)), radius).reshape(W.shape)

@@ -71,6 +71,29 @@ def test_not_a_tensor(name):
         project([[1.0, 2.0]], name, 1.0)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", [(3, 4), (5,), (2, 3, 2, 2)])
+def test_meta_tensors_are_rejected_naming_the_argument(name, shape):
+    W = torch.empty(shape, device="meta")
+    for groups in groups_for(name):
+        with pytest.raises((TypeError, ValueError), match="W .*meta"):
+            project(W, name, 1.0, groups)
+
+
+def test_simplex_rejects_meta_tensors_naming_v():
+    from projlib.projections import project_simplex
+
+    with pytest.raises((TypeError, ValueError), match="v .*meta"):
+        project_simplex(torch.empty(4, device="meta"), 1.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sparse_tensors_are_rejected_naming_the_argument(name):
+    W = torch.eye(3).to_sparse()
+    with pytest.raises(TypeError, match="W must be a dense"):
+        project(W, name, 1.0)
+
+
 @pytest.mark.parametrize("name", GROUPED)
 @pytest.mark.parametrize("shape", [(2, 3, 4), (2, 2, 2, 2, 2), ()])
 def test_grouped_constraints_reject_other_ranks(name, shape):
