@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from projlib.report import REPORT_GENERATOR, build_report, is_greenbench_report
+from projlib.report import REPORT_GENERATOR, ReportConfig, build_report, is_greenbench_report
 from projlib.sweep import ResultsStore, StoreError
 
 __all__ = [
@@ -132,11 +132,11 @@ def report_provenance(
 
 def write_report(
     rows: list[dict], provenance: dict[str, Any], path: Path, *, db: Path | None = None,
-    option: str = "--report",
+    option: str = "--report", config: ReportConfig | None = None,
 ) -> Path:
     """Render and write the HTML report atomically; returns the path written."""
     check_report_target(path, db, option)
-    html = build_report(rows, provenance)
+    html = build_report(rows, provenance, config=config)
     assert REPORT_GENERATOR in html[:4096]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -22,6 +22,7 @@ from projlib.cli.common import (
     write_report,
 )
 from projlib.cli.options import DEFAULT_DB, DEFAULT_REPORT
+from projlib.report import ReportConfig
 
 __all__ = ["report", "runs", "env", "RUN_FORMATS"]
 
@@ -40,11 +41,18 @@ def report(
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = (
         DEFAULT_REPORT
     ),
+    energy: Annotated[
+        str, typer.Option(help="Training energy on the energy front: above-idle (measured "
+                               "total minus the idle floor) or total.")
+    ] = "above-idle",
 ) -> None:
     """Write the HTML report of every point in the db (the db is only read)."""
+    if energy not in ("above-idle", "total"):
+        fail(f"--energy: {energy!r} is not one of above-idle, total")
     check_report_target(output, db, "--output")  # before reading: fail fast, write nothing
     rows = read_rows(db)
-    path = write_report(rows, report_provenance(db), output, db=db, option="--output")
+    path = write_report(rows, report_provenance(db), output, db=db, option="--output",
+                        config=ReportConfig(energy=energy.replace("-", "_")))
     typer.echo(f"report: {path.resolve()} ({len(rows)} points)")
 
 

@@ -22,6 +22,8 @@ TOML layout (all keys optional; lists may be given as a single value)::
     data_dir = "data"               # --data-dir
     download = false                # --download
     verify_data = true              # --verify-data / --no-verify-data (published checksums)
+    threads = "auto"                # --threads N|auto (torch intra-op threads per point)
+    measure_inference = true        # --measure-inference / --no-measure-inference
     [train]                         # shared TrainConfig options: lr, optimizer, batch_size, ...
     lr = 0.001
 """
@@ -37,7 +39,8 @@ from typing import Any, NoReturn
 
 from projlib.measure.carbon import CarbonBackend, known_countries
 from projlib.projections import constraint_names
-from projlib.sweep import TRAIN_OPTION_NAMES, SweepConfig, resolve_device
+from projlib.sweep import TRAIN_OPTION_NAMES, PointSettings, SweepConfig, resolve_device
+from projlib.sweep.warmup import AUTO
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,7 +92,7 @@ DEFAULT_RADII: dict[str, tuple[float, ...]] = {
 _LIST_KEYS = ("dataset", "model", "procedure", "constraint")
 _SCALAR_KEYS = ("seeds", "epochs", "device", "executor", "ray_address", "gpus_per_task", "db",
                 "report", "country", "data_dir", "download", "retry_failed", "max_points",
-                "verify_data")
+                "verify_data", "threads", "measure_inference")
 _FILE_TRAIN_OPTIONS = tuple(
     n for n in TRAIN_OPTION_NAMES if n not in ("data_dir", "download", "verify_data")
 )
@@ -111,6 +114,7 @@ class RunOptions:
     report: Path
     country: str
     retry_failed: bool
+    settings: PointSettings = PointSettings()
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -319,6 +323,14 @@ def resolve_run_options(
         )
 
     try:
+        settings = PointSettings(
+            threads=_pick(cli, file, "threads", AUTO),
+            inference=_pick(cli, file, "measure_inference", True),
+        )
+    except (ValueError, TypeError) as exc:
+        raise OptionError(f"--{_flagify(str(exc)).lstrip('-')}") from None
+
+    try:
         sweep = SweepConfig(
             datasets=tuple(axes["dataset"] or ["digits"]),
             models=tuple(axes["model"] or ["mlp"]),
@@ -342,6 +354,7 @@ def resolve_run_options(
         report=Path(_pick(cli, file, "report", DEFAULT_REPORT)),
         country=country,
         retry_failed=bool(_pick(cli, file, "retry_failed", True)),
+        settings=settings,
     )
 
 

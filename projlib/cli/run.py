@@ -109,6 +109,17 @@ def run(
         bool | None,
         typer.Option("--retry-failed/--no-retry-failed", help="Rerun failed points on resume."),
     ] = None,
+    threads: Annotated[
+        str | None,
+        typer.Option(help="Torch intra-op threads per point: N, or auto (measured per model: "
+                          "more threads only when a step is >= 1.25x faster). (default: auto)"),
+    ] = None,
+    measure_inference: Annotated[
+        bool | None,
+        typer.Option("--measure-inference/--no-measure-inference",
+                     help="After training, measure latency, throughput and energy per 1,000 "
+                          "inferences of the model and its compacted version. (default: on)"),
+    ] = None,
     max_points: Annotated[
         int | None,
         typer.Option(help="Refuse a sweep with more points than this. (default: 10000)"),
@@ -209,12 +220,12 @@ def _execute(options: RunOptions, console: Console) -> None:
                     run_ray(
                         store, sweep_id, configs, country_iso_code=options.country,
                         observer=observer, address=options.ray_address,
-                        gpus_per_task=options.gpus_per_task,
+                        gpus_per_task=options.gpus_per_task, settings=options.settings,
                     )
                 else:
                     run_local(
                         store, sweep_id, configs, country_iso_code=options.country,
-                        observer=observer, meter=meter,
+                        observer=observer, meter=meter, settings=options.settings,
                     )
         except KeyboardInterrupt:
             # A second Ctrl-C while we report must not leave a traceback instead of the code.

@@ -42,8 +42,23 @@ METRICS: tuple[str, ...] = (
     "bytes_csr",
     "bytes_entropy",
     "energy_j",
+    "energy_above_idle_j",
+    "idle_power_w",
     "carbon_g",
     "wall_time_s",
+    "warmup_time_s",
+    "threads",
+    "infer_latency_b1_s",
+    "infer_throughput_per_s",
+    "infer_energy_per_1000_j",
+    "infer_energy_above_idle_per_1000_j",
+    "compact_latency_b1_s",
+    "compact_throughput_per_s",
+    "compact_energy_per_1000_j",
+    "compact_energy_above_idle_per_1000_j",
+    "speedup_predicted_maccs",
+    "speedup_realised_latency",
+    "speedup_realised_throughput",
 )
 
 # One aggregate per distinct value of these. groups and epochs are part of the key as well as

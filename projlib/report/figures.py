@@ -23,6 +23,8 @@ __all__ = [
     "CostAxis",
     "COST_AXES",
     "FigureSpec",
+    "cost_axes",
+    "speedup_figure",
     "pareto_figure",
     "radius_figure",
     "layers_figure",
@@ -59,9 +61,37 @@ class CostAxis:
 COST_AXES: tuple[CostAxis, ...] = (
     CostAxis("maccs_structured", "structured MACCs (per inference)", "maccs"),
     CostAxis("bytes_structured", "memory, structured (bytes)", "memory"),
-    CostAxis("energy_j", "energy of the run (J)", "energy"),
+    CostAxis("energy_above_idle_j", "training energy above idle (J)", "energy"),
     CostAxis("carbon_g", "carbon (g CO2eq, estimate)", "carbon"),
+    CostAxis("compact_energy_per_1000_j",
+             "measured inference energy per 1,000, compacted model (J)", "inference"),
 )
+# Stand-ins when the preferred figure was not measured: the total (idle included) where no idle
+# baseline exists, and latency where no backend measures inference energy. Labels say which.
+_FALLBACKS = {
+    "energy_above_idle_j": CostAxis("energy_j", "training energy, total incl. idle (J)",
+                                    "energy"),
+    "compact_energy_per_1000_j": CostAxis(
+        "compact_latency_b1_s", "measured inference latency at batch 1, compacted model (s)",
+        "inference"),
+}
+
+
+def cost_axes(points: Sequence[AggregatePoint], energy: str = "above_idle"
+              ) -> tuple[CostAxis, ...]:
+    """The cost axes to plot: `COST_AXES`, with each preferred figure replaced by its labelled
+    stand-in when no point measured it. `energy="total"` plots training energy incl. idle."""
+    out = []
+    for axis in COST_AXES:
+        if axis.metric == "energy_above_idle_j" and energy == "total":
+            axis = _FALLBACKS[axis.metric]
+        elif axis.metric in _FALLBACKS and not any(p.mean(axis.metric) is not None
+                                                   for p in points):
+            fallback = _FALLBACKS[axis.metric]
+            if any(p.mean(fallback.metric) is not None for p in points):
+                axis = fallback
+        out.append(axis)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -187,6 +217,56 @@ def pareto_figure(
     )
     caption = (f"{len(front)} of {len(usable)} points are non-dominated (means over seeds; "
                "error bars: sample std over seeds, absent for a single seed).")
+    return FigureSpec(fig_id, title, fig, caption=caption)
+
+
+def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) -> FigureSpec:
+    """Predicted (dense / structured MACCs) vs realised (dense / compacted latency at batch
+    1) inference speed-up, a colour per constraint, with the y = x line of a perfect
+    prediction."""
+    usable = [p for p in points if not p.is_dense
+              and p.mean("speedup_predicted_maccs") is not None
+              and p.mean("speedup_realised_latency") is not None]
+    if not usable:
+        return FigureSpec(fig_id, title, None,
+                          note="not measured: no constrained point measured its inference "
+                               "(greenbench run --measure-inference)")
+    colours, symbols = constraint_colours(points), _symbols(points)
+    fig = go.Figure()
+    series: dict[tuple[str, str], list[AggregatePoint]] = {}
+    for p in usable:
+        series.setdefault((str(p.constraint), p.procedure), []).append(p)
+    order = {c: i for i, c in enumerate(colours)}
+    for (constraint, procedure), members in sorted(
+        series.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0])
+    ):
+        fig.add_trace(go.Scatter(
+            x=[p.mean("speedup_predicted_maccs") for p in members],
+            y=[p.mean("speedup_realised_latency") for p in members],
+            error_y=_errors([p.std("speedup_realised_latency") for p in members]),
+            mode="markers", name=f"{escape(constraint)} · {escape(procedure)}",
+            marker=dict(color=colours.get(constraint, "#7f7f7f"),
+                        symbol=symbols.get(procedure, "circle"), size=10),
+            hovertext=[hover_text(p) + "<br>realised throughput speed-up: "
+                       + _fmt(p.mean("speedup_realised_throughput"), digits=3)
+                       for p in members],
+            hoverinfo="text",
+        ))
+    xs = [p.mean("speedup_predicted_maccs") or 1.0 for p in usable]
+    ys = [p.mean("speedup_realised_latency") or 1.0 for p in usable]
+    lo, hi = min(min(xs), min(ys), 1.0), max(max(xs), max(ys))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="realised = predicted",
+                             line=dict(color="#555555", dash="dash", width=1)))
+    fig.update_layout(
+        title=dict(text=escape(title)),
+        xaxis=dict(title=dict(text="predicted speed-up (dense / structured MACCs)"),
+                   type="log" if _use_log(xs) else "linear"),
+        yaxis=dict(title=dict(text="realised speed-up (latency at batch 1, compacted)"),
+                   type="log" if _use_log(ys) else "linear"),
+        **_LAYOUT,
+    )
+    caption = ("Points below the dashed line realise less of the MACC saving than predicted "
+               "(fixed per-call overheads dominate small models at batch 1).")
     return FigureSpec(fig_id, title, fig, caption=caption)
 
 

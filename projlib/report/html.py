@@ -20,12 +20,13 @@ from plotly.offline import get_plotlyjs
 
 from projlib.report.aggregate import AggregatePoint, aggregate_rows, validate_rows
 from projlib.report.figures import (
-    COST_AXES,
     CostAxis,
     FigureSpec,
+    cost_axes,
     layers_figure,
     pareto_figure,
     radius_figure,
+    speedup_figure,
 )
 from projlib.report.pareto import pareto_front
 from projlib.report.provenance import render_provenance_html, summarise_energy
@@ -63,8 +64,11 @@ class ReportConfig:
 
     title: str = "greenbench report"
     accuracy_tolerance: float = 0.01
+    energy: str = "above_idle"  # or "total": which training energy the energy front plots
 
     def __post_init__(self) -> None:
+        if self.energy not in ("above_idle", "total"):
+            raise ValueError(f"energy must be 'above_idle' or 'total', got {self.energy!r}")
         if not isinstance(self.title, str) or not self.title.strip():
             raise ValueError("title must be a non-empty string")
         tol = self.accuracy_tolerance
@@ -85,13 +89,16 @@ def safe_json_for_script(text: str) -> str:
 def _why_missing(cost: CostAxis, rows: Sequence[Mapping[str, Any]],
                  provenance: Mapping[str, Any]) -> str:
     summary = summarise_energy(rows, provenance)
-    if cost.metric == "energy_j":
+    if cost.metric in ("energy_j", "energy_above_idle_j"):
         return "; ".join(summary.reasons) or "no energy backend reported a reading"
     if cost.metric == "carbon_g":
         methods = ", ".join(summary.carbon_methods) or "not recorded"
         if summary.points_with_energy == 0:
             return f"no energy was measured, so there is no carbon estimate (method: {methods})"
         return f"carbon estimate unavailable (method: {methods})"
+    if cost.slug == "inference":
+        return ("no finished point measured its inference (greenbench run "
+                "--measure-inference)")
     return f"the cost analyser reported no {cost.metric} for the finished points"
 
 
@@ -129,8 +136,14 @@ def _table(points: Sequence[AggregatePoint]) -> str:
                 ("removed inputs", "removed_input_fraction"),
                 ("structured MACCs", "maccs_structured"), ("dense MACCs", "maccs_dense"),
                 ("structured bytes", "bytes_structured"), ("CSR bytes", "bytes_csr"),
-                ("energy (J)", "energy_j"), ("carbon (g)", "carbon_g"),
-                ("wall time (s)", "wall_time_s"))
+                ("training energy (J)", "energy_j"),
+                ("training energy above idle (J)", "energy_above_idle_j"),
+                ("carbon (g)", "carbon_g"), ("wall time (s)", "wall_time_s"),
+                ("warm-up (s)", "warmup_time_s"), ("threads", "threads"),
+                ("inference latency b1, compacted (s)", "compact_latency_b1_s"),
+                ("inference J / 1,000, compacted", "compact_energy_per_1000_j"),
+                ("speed-up predicted (MACCs)", "speedup_predicted_maccs"),
+                ("speed-up realised (latency)", "speedup_realised_latency"))
     head = "".join(
         f'<th data-type="{"num" if c in ("radius", "seeds") else "text"}">{c}</th>'
         for c in text_cols
@@ -226,8 +239,12 @@ def build_report(
                               f"{where}: accuracy vs {cost.title}",
                               _why_missing(cost, rows, provenance)),
                 f"pareto-{cost.slug}", figures)
-            for cost in COST_AXES
+            for cost in cost_axes(members, config.energy)
         ]
+        blocks.append(_figure_block(
+            speedup_figure(members, f"fig-{s}-speedup",
+                           f"{where}: predicted vs realised inference speed-up"),
+            "speedup", figures))
         blocks.append(_figure_block(
             radius_figure(members, f"fig-{s}-radius", f"{where}: accuracy vs radius"),
             "radius", figures))

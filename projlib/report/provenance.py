@@ -188,6 +188,38 @@ def _kv_table(items: Sequence[tuple[str, str]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
+def _idle_and_threads_html(done: Sequence[Mapping[str, Any]]) -> str:
+    """Idle baseline, warm-up and thread policy: what the per-point figures exclude or
+    depend on."""
+    idle = [v for v in (to_number(r.get("idle_power_w")) for r in done) if v is not None]
+    above = sum(to_number(r.get("energy_above_idle_j")) is not None for r in done)
+    notes = _distinct(
+        (parse_json_field(r.get("idle_json")) or {}).get("note") for r in done
+        if isinstance(parse_json_field(r.get("idle_json")), Mapping)
+    )
+    warm = [v for v in (to_number(r.get("warmup_time_s")) for r in done) if v is not None]
+    threads = _distinct(r.get("threads") for r in done if r.get("threads") is not None)
+    policies = _distinct(
+        (parse_json_field(r.get("threads_json")) or {}).get("reason") for r in done
+        if isinstance(parse_json_field(r.get("threads_json")), Mapping)
+    )
+    items = [
+        ("idle power (W, sum over measured devices)",
+         escape(_range(min(idle, default=None), max(idle, default=None), ".4g"))
+         if idle else f'<span class="not-measured">not measured: '
+                      f'{escape("; ".join(notes) or "no idle baseline recorded")}</span>'),
+        ("points with energy above idle", f"{above} / {len(done)}"),
+        ("energy above idle", "training energy minus idle power × window length, per device "
+                              "with an idle baseline (not clipped: a negative value is noise)"),
+        ("warm-up (s, outside the windows)",
+         escape(_range(min(warm, default=None), max(warm, default=None), ".3g"))
+         + " — compiling kernels, CUDA context, first steps; paid once per process and key"),
+        ("torch intra-op threads", escape(", ".join(threads) or "not recorded")),
+        ("thread policy", escape("; ".join(policies[:4]) or "not recorded")),
+    ]
+    return "<h3>Idle baseline, warm-up and threads</h3>" + _kv_table(items)
+
+
 def render_provenance_html(
     rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]
 ) -> str:
@@ -222,6 +254,7 @@ def render_provenance_html(
             for d in summary.devices
         )
         parts.append(f'<table class="devices">{head}{body}</table>')
+    parts.append(_idle_and_threads_html(done))
     parts.append("<h3>Carbon</h3>")
     intens = ", ".join(f"{v:g}" for v in summary.intensities_g_per_kwh) or "not recorded"
     carbon_items = [

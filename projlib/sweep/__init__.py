@@ -24,7 +24,7 @@ from projlib.sweep.executors import (
     run_ray,
 )
 from projlib.sweep.provenance import software_provenance
-from projlib.sweep.runner import result_metrics, run_point
+from projlib.sweep.runner import PointSettings, result_metrics, run_point
 from projlib.sweep.store import (
     COLUMNS,
     METRIC_COLUMNS,
@@ -38,6 +38,7 @@ __all__ = [
     "COLUMNS",
     "METRIC_COLUMNS",
     "NON_IDENTITY_FIELDS",
+    "PointSettings",
     "STATUSES",
     "TRAIN_OPTION_NAMES",
     "ResultsStore",

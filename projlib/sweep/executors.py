@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projlib.sweep.config import SweepConfig, canonical_config, point_id, sweep_id_of
-from projlib.sweep.runner import PointRunner, cached_dataset, run_point
+from projlib.sweep.runner import PointRunner, PointSettings, cached_dataset, run_point
 from projlib.sweep.store import ResultsStore, owner_token
 from projlib.training import TrainConfig
 
@@ -113,12 +113,15 @@ def run_local(
     runner: PointRunner | None = None,
     meter: Any | None = None,
     owner: str | None = None,
+    settings: PointSettings | None = None,
 ) -> SweepOutcome:
     """Run pending points one after another in this process until none is left.
 
     `runner(config, country_iso_code=..., progress=..., meter=...)` returns the metric columns
     (default: this module's `run_point`, looked up at call time so tests can patch it);
-    `meter` (an EnergyMeter) is shared across points so backends are probed once."""
+    `meter` (an EnergyMeter) is shared across points so backends are probed once; `settings`
+    (threads, inference, idle baseline) is passed on as `settings=` when given."""
+    extra = {"settings": settings} if settings is not None else {}
     runner = runner if runner is not None else run_point
     observer = observer or SweepObserver()
     owner = owner or owner_token()
@@ -135,6 +138,7 @@ def run_local(
                 country_iso_code=country_iso_code,
                 progress=lambda event, _pid=pid: observer.point_progress(_pid, event),
                 meter=meter,
+                **extra,
             )
         except KeyboardInterrupt:
             store.interrupt([pid])
@@ -154,11 +158,12 @@ def run_local(
                         outcome.get("interrupted", 0))
 
 
-def _ray_point(config: TrainConfig, country_iso_code: str | None) -> tuple[str, Any]:
+def _ray_point(config: TrainConfig, country_iso_code: str | None,
+               settings: PointSettings | None = None) -> tuple[str, Any]:
     # Runs on a Ray worker. Exceptions become ("failed", text) so the driver records the
     # point's own error rather than Ray's wrapper around it.
     try:
-        return "done", run_point(config, country_iso_code=country_iso_code)
+        return "done", run_point(config, country_iso_code=country_iso_code, settings=settings)
     except Exception as exc:  # noqa: BLE001
         return "failed", format_error(exc)
 
@@ -176,6 +181,7 @@ def run_ray(
     max_in_flight: int | None = None,
     init_kwargs: Mapping[str, Any] | None = None,
     owner: str | None = None,
+    settings: PointSettings | None = None,
 ) -> SweepOutcome:
     """Run pending points as Ray tasks (`num_gpus=gpus_per_task` each); the driver claims
     points, keeps at most `max_in_flight` tasks running (default: what the cluster's CPUs/GPUs
@@ -214,7 +220,7 @@ def run_ray(
                 pid = store.claim(sweep_id, owner)
                 if pid is None:
                     break
-                inflight[task.remote(configs[pid], country_iso_code)] = pid
+                inflight[task.remote(configs[pid], country_iso_code, settings)] = pid
                 observer.point_started(pid, configs[pid])
             if not inflight:
                 break

@@ -1,8 +1,19 @@
-"""One sweep point: train it inside an energy-measurement window, then measure its costs.
+"""One sweep point: prepare it, train it inside an energy window, then measure what it saves.
 
 `run_point` returns the metric columns of a results row (see `store.METRIC_COLUMNS`). It writes
 nothing and prints nothing; the executor stores what it returns. Exceptions propagate: the
 executor records them as a failed point.
+
+Order of work for one point (only step 4 is inside the training window):
+1. the dataset (cached across points);
+2. the thread policy (`warmup.choose_threads`) and the warm-up (`warmup.warm_up`): one-off
+   costs, timed into `warmup_time_s` / `warmup_energy_j`, never into the point's figures;
+3. the idle baseline of every measuring device (re-measured when older than
+   `PointSettings.idle_max_age_s`), so the window can report energy above idle;
+4. training and the final evaluation, in the window: `wall_time_s`, `energy_j`,
+   `energy_above_idle_j`, carbon;
+5. costs (MACCs, bytes) and, when `PointSettings.inference`, measured inference of the trained
+   model and of its `compact()` version: latency at batch 1, throughput, energy per 1,000.
 """
 
 from __future__ import annotations
@@ -15,13 +26,42 @@ from collections.abc import Callable
 from typing import Any
 
 from projlib.sweep.provenance import software_provenance
+from projlib.sweep.warmup import AUTO, choose_threads, parse_threads, thread_limit, warm_up
 from projlib.training import Dataset, TrainConfig, TrainResult, load_dataset, train
 
-__all__ = ["run_point", "result_metrics", "cached_dataset", "PointRunner", "ProgressFn"]
+__all__ = [
+    "PointRunner", "PointSettings", "ProgressFn", "cached_dataset", "result_metrics",
+    "run_point",
+]
 
 ProgressFn = Callable[[dict[str, Any]], None]
 # Signature every executor calls; tests substitute their own to make a point fail or stall.
 PointRunner = Callable[..., dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PointSettings:
+    """How points are measured (not what they compute: nothing here is in a point's identity).
+
+    threads: torch intra-op threads, an int or "auto" (measured per model, see `warmup`).
+    inference: measure the trained model's inference (dense and compacted) after training.
+    idle_max_age_s / idle_duration_s: the idle baseline is re-measured when older than this,
+    over a quiet window this long (only where a backend measures energy).
+    """
+
+    threads: int | str = AUTO
+    inference: bool = True
+    idle_max_age_s: float = 600.0
+    idle_duration_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threads", parse_threads(self.threads))
+        if not isinstance(self.inference, bool):
+            raise TypeError(f"inference must be a bool, got {type(self.inference).__name__}")
+        for name in ("idle_max_age_s", "idle_duration_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
 
 
 def run_point(
@@ -29,38 +69,93 @@ def run_point(
     country_iso_code: str | None = None,
     progress: ProgressFn | None = None,
     meter: Any | None = None,
+    settings: PointSettings | None = None,
 ) -> dict[str, Any]:
-    """Train `config` inside an `EnergyMeter` window and return the row's metric columns.
-
-    The window covers training and the final evaluation only: the dataset is loaded (or taken
-    from `cached_dataset`) before it, and the cost analysis runs after it. `meter` may be
-    passed to reuse one meter (and its lazily probed backends) across the points of a sweep.
-    """
+    """Prepare, train inside an `EnergyMeter` window, and measure `config`; returns the row's
+    metric columns. `meter` may be passed to reuse one meter (its probed backends and idle
+    baseline) across the points of a sweep."""
     from projlib.measure import EnergyMeter
 
+    settings = settings or PointSettings()
     if meter is None:
         meter = EnergyMeter(country_iso_code) if country_iso_code else EnergyMeter()
     dataset = cached_dataset(config.dataset, config.data_dir, config.download,
                              config.verify_data)
-    with meter.window() as win:
-        # Timed inside the window: the meter's one-off backend probing is not the point's time.
-        start = time.perf_counter()
-        result = train(config, progress=progress, dataset=dataset)
-        wall_time_s = time.perf_counter() - start
-    metrics = result_metrics(result)
+    choice = choose_threads(config, dataset, settings.threads)
+    with thread_limit(choice.threads):
+        warmup_time_s, warmup_energy_j = _warm_up(config, dataset, meter)
+        # Cheap where nothing measures (no sleep; the baseline then says why it is None).
+        meter.ensure_idle_baseline(settings.idle_max_age_s, settings.idle_duration_s)
+        with meter.window() as win:
+            start = time.perf_counter()
+            result = train(config, progress=progress, dataset=dataset)
+            wall_time_s = time.perf_counter() - start
+        metrics = result_metrics(result)
+        if settings.inference:
+            metrics.update(inference_metrics(result, meter, metrics))
     energy = win.result
+    baseline = meter.idle_baseline
     metrics.update(
         energy_j=energy.energy_j,
         energy_method=energy.methods,
         energy_json=json.dumps(energy.to_dict(), sort_keys=True),
+        energy_above_idle_j=energy.energy_above_idle_j,
+        idle_power_w=energy.idle_power_w,
+        idle_json=json.dumps(
+            {"baseline": baseline.to_dict() if baseline is not None else None,
+             "note": energy.idle_note}, sort_keys=True),
         carbon_g=energy.carbon_g,
         carbon_method=energy.carbon_method,
         country_iso_code=energy.country_iso_code or country_iso_code,
         wall_time_s=wall_time_s,
+        warmup_time_s=warmup_time_s,
+        warmup_energy_j=warmup_energy_j,
+        threads=choice.threads,
+        data_variant=dataset.variant,
     )
+    metrics["threads_json"] = json.dumps(choice.to_dict(), sort_keys=True)
     metrics.update(software_provenance(result.device))
-    metrics["data_variant"] = dataset.variant
     return metrics
+
+
+def _warm_up(config: TrainConfig, dataset: Dataset, meter: Any) -> tuple[float, float | None]:
+    # A window of its own only where a backend measures: CodeCarbon's estimate of a warm-up
+    # would be a model, not a measurement, and costs a tracker task per point.
+    if not meter.can_measure():
+        return warm_up(config, dataset), None
+    with meter.window() as win:
+        seconds = warm_up(config, dataset)
+    return seconds, win.result.energy_j
+
+
+def inference_metrics(result: TrainResult, meter: Any, costs: dict[str, Any]
+                      ) -> dict[str, Any]:
+    """Measured inference of the trained model and of its compacted version, next to the
+    speed-up the MACC count predicts."""
+    from projlib.measure import compact, inference_comparison
+
+    small = compact(result.model, result.input_shape)
+    cmp = inference_comparison(result.model, small, result.input_shape, result.device,
+                               meter=meter)
+    dense, comp = cmp["dense"], cmp["compact"]
+    predicted = None
+    if costs.get("maccs_structured"):
+        predicted = costs["maccs_dense"] / costs["maccs_structured"]
+    return {
+        "infer_latency_b1_s": dense["latency_b1_s"],
+        "infer_throughput_per_s": dense["throughput_per_s"],
+        "infer_energy_per_1000_j": dense["energy_per_1000_j"],
+        "infer_energy_above_idle_per_1000_j": dense["energy_above_idle_per_1000_j"],
+        "compact_latency_b1_s": comp["latency_b1_s"],
+        "compact_throughput_per_s": comp["throughput_per_s"],
+        "compact_energy_per_1000_j": comp["energy_per_1000_j"],
+        "compact_energy_above_idle_per_1000_j": comp["energy_above_idle_per_1000_j"],
+        "speedup_predicted_maccs": predicted,
+        "speedup_realised_latency": cmp["realised_speedup_latency"],
+        "speedup_realised_throughput": cmp["realised_speedup_throughput"],
+        "inference_method": dense["energy_method"],
+        "inference_json": json.dumps(cmp, sort_keys=True),
+    }
 
 
 @functools.lru_cache(maxsize=1)

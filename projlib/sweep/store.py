@@ -97,6 +97,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("data_fingerprint", "TEXT"),
     ("data_variant", "TEXT"),
     ("threads", "INTEGER"),
+    ("threads_json", "TEXT"),
     ("warmup_time_s", "REAL"),
     ("warmup_energy_j", "REAL"),
     ("energy_above_idle_j", "REAL"),

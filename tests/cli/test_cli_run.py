@@ -243,7 +243,15 @@ def test_cuda_point_end_to_end(tmp_path: Path) -> None:
         assert r["cuda_version"] == torch.version.cuda
         # on a GPU with NVML the energy is measured (counter or sampled power), never 0
         assert r["energy_j"] is None or r["energy_j"] > 0
-        assert "nvml" in r["energy_json"]
+        gpus = [d for d in json.loads(r["energy_json"])["devices"] if d["kind"] == "gpu"]
+        assert gpus, r["energy_json"]  # the NVML backend names devices gpu0, gpu1, ...
+        assert all(d["method"] in ("counter", "power-integral") for d in gpus), gpus
+        assert all(d["name"].startswith("gpu") for d in gpus)
+        # the per-point figures of a measuring backend: idle baseline, warm-up, inference
+        assert r["idle_power_w"] is not None and r["idle_power_w"] > 0
+        assert r["energy_above_idle_j"] is not None
+        assert r["warmup_time_s"] is not None and r["threads"] >= 1
+        assert r["infer_latency_b1_s"] > 0 and r["infer_energy_per_1000_j"] is not None
 
 
 def test_unreadable_dataset_is_one_line_before_anything_runs(tmp_path: Path) -> None:
