@@ -99,3 +99,69 @@ class TrainingSuite:
         return statistics.median(projected) / statistics.median(dense)
 
     track_projected_over_dense.unit = "ratio"
+
+
+class ThreadsSuite:
+    """Why the sweep picks its intra-op threads per model (`--threads auto`): one digits point
+    (mlp, l11, the CLI's SGD settings, 5 epochs) with 1 thread and with every available core.
+
+    - ``time_digits_point``: wall time of the point at each thread count.
+    - ``track_all_cores_over_one``: all-cores / 1-thread time, same process, alternating,
+      median of REPEATS (> 1: the pool costs more than it buys on this model).
+    - ``track_auto_threads``: the count `choose_threads(..., "auto")` picks here (measured).
+    """
+
+    params = [("1", "all")]
+    param_names = ["threads"]
+    number = 1
+    repeat = (2, 5, 30.0)
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, threads: str) -> None:
+        from projlib.sweep.warmup import available_cores
+        from projlib.training import TrainConfig, load_dataset, train
+
+        self._previous = torch.get_num_threads()
+        self.cores = available_cores()
+        self.n = 1 if threads == "1" else self.cores
+        self.data = load_dataset("digits")
+        self.train = train
+        self.cfg = TrainConfig(dataset="digits", model="mlp", procedure="projected",
+                               constraint="l11", radius=30.0, epochs=5, optimizer="sgd",
+                               lr=0.02, batch_size=32)
+        torch.set_num_threads(self.n)
+        self.train(self.cfg, dataset=self.data)  # compile the kernels outside the timings
+
+    def teardown(self, threads: str) -> None:
+        torch.set_num_threads(self._previous)
+
+    def _point_s(self, n: int) -> float:
+        torch.set_num_threads(n)
+        start = time.perf_counter()
+        self.train(self.cfg, dataset=self.data)
+        return time.perf_counter() - start
+
+    def time_digits_point(self, threads: str) -> None:
+        self.train(self.cfg, dataset=self.data)
+
+    def track_all_cores_over_one(self, threads: str) -> float:
+        if threads != "all":
+            raise NotImplementedError("the ratio is reported once, under threads=all")
+        one, many = [], []
+        for _ in range(REPEATS):
+            one.append(self._point_s(1))
+            many.append(self._point_s(self.cores))
+        return statistics.median(many) / statistics.median(one)
+
+    track_all_cores_over_one.unit = "ratio"
+
+    def track_auto_threads(self, threads: str) -> int:
+        if threads != "all":
+            raise NotImplementedError("reported once, under threads=all")
+        from projlib.sweep.warmup import choose_threads, reset_caches
+
+        reset_caches()
+        return choose_threads(self.cfg, self.data, "auto").threads
+
+    track_auto_threads.unit = "threads"
