@@ -1,4 +1,4 @@
-"""The `greenbench` command line (Typer): run, report, runs, env.
+"""The `greenbench` command line (Typer): run, report, runs, env, summary.
 
 The only layer of greenbench that touches files, the environment and the terminal. Expected
 failures (bad option values, unknown names, unreadable config or db) print one line on stderr
@@ -19,6 +19,7 @@ import typer
 from projlib.cli.common import EXIT_USAGE
 from projlib.cli.inspect import env, report, runs
 from projlib.cli.run import EXIT_INTERRUPTED, run
+from projlib.cli.summary import summary
 
 __all__ = ["app", "main"]
 
@@ -33,6 +34,7 @@ app.command()(run)
 app.command()(report)
 app.command()(runs)
 app.command()(env)
+app.command()(summary)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,63 @@
+"""`greenbench summary`: the claim tables (who saves the most at a given accuracy) from a db."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from projlib.cli.common import fail, read_rows
+from projlib.cli.options import DEFAULT_DB
+from projlib.report.summary import BANDS_POINTS, summarise, to_csv_rows, to_markdown
+
+__all__ = ["summary", "SUMMARY_FORMATS"]
+
+SUMMARY_FORMATS = ("markdown", "csv", "json")
+
+
+def summary(
+    db: Annotated[Path, typer.Option(help="Results database (read only).")] = DEFAULT_DB,
+    format: Annotated[str, typer.Option("--format", help="markdown|csv|json")] = "markdown",
+    band: Annotated[
+        list[float] | None,
+        typer.Option(help="Accuracy band in points below dense (repeatable). "
+                          f"(default: {', '.join(f'{b:g}' for b in BANDS_POINTS)})"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Per dataset, model and accuracy band: which constraint/procedure reaches the fewest
+    structured MACCs and bytes (seed-matched vs dense), with the gap to the runner-up."""
+    if format not in SUMMARY_FORMATS:
+        fail(f"--format: {format!r} is not one of {', '.join(SUMMARY_FORMATS)}")
+    bands = tuple(band) if band else BANDS_POINTS
+    if any(not 0 <= b <= 100 for b in bands):
+        fail("--band: bands are accuracy points in [0, 100]")
+    if output is not None and (output.is_dir() or output.resolve() == db.resolve()):
+        fail(f"--output: {output} is a directory or the results database")
+    result = summarise(read_rows(db), bands)
+    if format == "markdown":
+        text = to_markdown(result)
+    elif format == "json":
+        text = json.dumps(to_csv_rows(result), indent=2) + "\n"
+    else:
+        rows = to_csv_rows(result)
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        text = buf.getvalue()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"--output: cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"summary: {output.resolve()} ({len(result.tables)} tables)")

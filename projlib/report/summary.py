@@ -1,0 +1,315 @@
+"""Claim tables from a results db: who saves the most at a given accuracy, with seed statistics.
+
+For each (dataset, model) and each accuracy band b (points of accuracy relative to the dense
+baseline), a cell (constraint, procedure, radius, groups, epochs) *reaches* the band when the
+mean over seeds of its **seed-matched** accuracy difference (its accuracy minus the dense
+baseline's accuracy for the same seed) is >= -b. Per (constraint, procedure), the reaching cell
+with the fewest mean structured MACCs (resp. structured bytes) is its entry; entries are ranked
+by that cost, as a fraction of the dense model's.
+
+The gap between the first and the runner-up is judged on the seeds both ran: per seed, the
+runner-up's cost fraction minus the winner's; reported with a percentile bootstrap 95 % interval
+of the mean (BOOTSTRAP resamples, fixed seed, so the table is reproducible) and a paired t-test
+p-value. "separable" means the interval excludes 0 -- with 5 seeds the bootstrap interval is
+coarse, so both are shown.
+
+`summarise(rows)` is pure (rows in, tables out); `to_markdown` / `to_csv_rows` format them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BANDS_POINTS",
+    "BandEntry",
+    "BandTable",
+    "Gap",
+    "Summary",
+    "summarise",
+    "to_csv_rows",
+    "to_markdown",
+]
+
+BANDS_POINTS: tuple[float, ...] = (0.5, 1.0, 2.0)
+BOOTSTRAP = 10_000
+_EPS = 1e-9  # points: 0.870 - 0.900 is -3.0000000000000027 points in binary floating point
+COSTS = (("maccs_structured", "maccs_dense", "structured MACCs"),
+         ("bytes_structured", "bytes_dense", "structured bytes"))
+# Architectures for the paper's second claim (fully connected vs convolutional).
+FULLY_CONNECTED = frozenset({"mlp", "lenet300"})
+
+
+@dataclass(frozen=True)
+class BandEntry:
+    """The cheapest cell of one (constraint, procedure) that reaches a band."""
+
+    constraint: str
+    procedure: str
+    radius: float | None
+    seeds: tuple[int, ...]
+    accuracy_diff_mean: float  # points, seed-matched, vs dense
+    accuracy_diff_std: float | None
+    cost_fraction_mean: float  # cost / dense cost
+    cost_fraction_std: float | None
+    per_seed: tuple[tuple[int, float], ...]  # (seed, cost fraction)
+
+    @property
+    def label(self) -> str:
+        rank = " (rank)" if self.constraint == "nuclear" else ""
+        return f"{self.constraint}{rank} · {self.procedure}"
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Runner-up minus winner cost fraction over the seeds both ran."""
+
+    seeds: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+
+    @property
+    def verdict(self) -> str:
+        if self.mean is None or self.ci_low is None:
+            return "not testable (fewer than 2 shared seeds)"
+        return "separable" if self.ci_low > 0 else "not separable"
+
+
+@dataclass(frozen=True)
+class BandTable:
+    dataset: str
+    model: str
+    band: float
+    cost: str  # "structured MACCs" | "structured bytes"
+    dense_accuracy_mean: float
+    dense_seeds: int
+    entries: tuple[BandEntry, ...]  # ranked, cheapest first
+    gap: Gap | None  # first vs runner-up
+
+
+@dataclass(frozen=True)
+class Summary:
+    tables: tuple[BandTable, ...]
+    bands: tuple[float, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _std(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _bootstrap_ci(diffs: Sequence[float]) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    arr = np.asarray(diffs, dtype=np.float64)
+    means = arr[rng.integers(0, len(arr), size=(BOOTSTRAP, len(arr)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _gap(first: BandEntry, second: BandEntry) -> Gap:
+    a, b = dict(first.per_seed), dict(second.per_seed)
+    shared = sorted(set(a) & set(b))
+    diffs = [b[s] - a[s] for s in shared]
+    if len(diffs) < 2:
+        return Gap(len(diffs), diffs[0] if diffs else None, None, None, None)
+    low, high = _bootstrap_ci(diffs)
+    p = None
+    if not np.allclose(diffs, diffs[0], rtol=1e-9, atol=1e-12):
+        from scipy.stats import ttest_1samp
+
+        p = float(ttest_1samp(diffs, 0.0).pvalue)
+    elif abs(diffs[0]) > 1e-12:
+        p = 0.0  # the same nonzero gap on every seed: no variance, the sign is certain
+    return Gap(len(diffs), statistics.fmean(diffs), low, high, p)
+
+
+def _cost(row: Mapping[str, Any], cost: str) -> float | None:
+    # The nuclear ball saves by rank, not by zeros: its MACCs are those of the factorised
+    # (low-rank) layers when that is the smaller count, and its label says "(rank)".
+    value = row.get(cost)
+    if row.get("constraint") == "nuclear" and cost == "maccs_structured":
+        low = row.get("maccs_lowrank")
+        if low is not None and (value is None or low < value):
+            value = low
+    return None if value is None else float(value)
+
+
+def _cells(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
+    cells: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        key = (r["dataset"], r["model"], r.get("procedure"), r.get("constraint"),
+               r.get("radius"), r.get("groups"), r.get("epochs"))
+        cells.setdefault(key, []).append(r)
+    return cells
+
+
+def summarise(rows: Sequence[Mapping[str, Any]],
+              bands: Sequence[float] = BANDS_POINTS) -> Summary:
+    """Band tables for every (dataset, model) that has a dense baseline."""
+    for b in bands:
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 100:
+            raise ValueError(f"bands must be accuracy points in [0, 100], got {b!r}")
+    done = [r for r in rows if r.get("status") == "done" and r.get("test_accuracy") is not None]
+    notes: list[str] = []
+    dense: dict[tuple, dict[int, Mapping[str, Any]]] = {}
+    for r in done:
+        if r.get("procedure") == "dense":
+            dense.setdefault((r["dataset"], r["model"], r.get("epochs")), {})[r["seed"]] = r
+    tables: list[BandTable] = []
+    cells = _cells([r for r in done if r.get("procedure") != "dense"])
+    for dataset, model in sorted({(k[0], k[1]) for k in cells}):
+        for band in bands:
+            for cost, dense_cost, title in COSTS:
+                best: dict[tuple[str, str], BandEntry] = {}
+                dense_accs: list[float] = []
+                for key, members in cells.items():
+                    if key[:2] != (dataset, model):
+                        continue
+                    base = dense.get((dataset, model, key[6]), {})
+                    if not base:
+                        notes.append(f"{dataset}/{model}: no dense baseline with {key[6]} "
+                                     "epochs; its constrained points are left out")
+                        continue
+                    dense_accs = [float(r["test_accuracy"]) for r in base.values()]
+                    paired = [r for r in members if r["seed"] in base
+                              and _cost(r, cost) is not None
+                              and base[r["seed"]].get(dense_cost)]
+                    if not paired:
+                        continue
+                    diffs = [100.0 * (float(r["test_accuracy"])
+                                      - float(base[r["seed"]]["test_accuracy"])) for r in paired]
+                    if statistics.fmean(diffs) < -band - _EPS:  # float noise is not a miss
+                        continue
+                    fractions = [(int(r["seed"]),
+                                  _cost(r, cost) / float(base[r["seed"]][dense_cost]))
+                                 for r in paired]
+                    entry = BandEntry(
+                        constraint=str(key[3]), procedure=str(key[2]), radius=key[4],
+                        seeds=tuple(s for s, _ in fractions),
+                        accuracy_diff_mean=statistics.fmean(diffs),
+                        accuracy_diff_std=_std(diffs),
+                        cost_fraction_mean=statistics.fmean(f for _, f in fractions),
+                        cost_fraction_std=_std([f for _, f in fractions]),
+                        per_seed=tuple(sorted(fractions)),
+                    )
+                    slot = (entry.constraint, entry.procedure)
+                    if slot not in best or (entry.cost_fraction_mean, -entry.accuracy_diff_mean) < (
+                            best[slot].cost_fraction_mean, -best[slot].accuracy_diff_mean):
+                        best[slot] = entry
+                ranked = tuple(sorted(best.values(), key=lambda e: (e.cost_fraction_mean,
+                                                                    -e.accuracy_diff_mean)))
+                if not dense_accs:
+                    continue
+                tables.append(BandTable(
+                    dataset, model, float(band), title, statistics.fmean(dense_accs),
+                    len(dense_accs), ranked,
+                    _gap(ranked[0], ranked[1]) if len(ranked) > 1 else None,
+                ))
+    return Summary(tuple(tables), tuple(float(b) for b in bands), tuple(dict.fromkeys(notes)))
+
+
+def _pct(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "—"
+    text = f"{100 * value:.1f} %"
+    return f"{text} ± {100 * std:.1f}" if std is not None else text
+
+
+def _pts(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:+.2f}"
+    return f"{text} ± {std:.2f}" if std is not None else text
+
+
+def _gap_text(gap: Gap | None) -> str:
+    if gap is None:
+        return "no runner-up"
+    if gap.mean is None or gap.ci_low is None:
+        return gap.verdict
+    p = "n/a" if gap.p_value is None else f"{gap.p_value:.3g}"
+    return (f"{100 * gap.mean:.1f} points of dense cost, 95 % CI [{100 * gap.ci_low:.1f}, "
+            f"{100 * gap.ci_high:.1f}], paired t p = {p}, {gap.seeds} seeds: {gap.verdict}")
+
+
+def to_markdown(summary: Summary) -> str:
+    """The band tables, then the fully-connected vs convolutional comparison."""
+    out: list[str] = []
+    for t in summary.tables:
+        out.append(f"### {t.dataset} · {t.model}: within {t.band:g} accuracy points of dense, "
+                   f"fewest {t.cost}")
+        out.append("")
+        out.append(f"Dense accuracy {100 * t.dense_accuracy_mean:.2f} % ({t.dense_seeds} seeds). "
+                   f"Gap first vs runner-up: {_gap_text(t.gap)}.")
+        out.append("")
+        out.append(f"| rank | constraint · procedure | radius | seeds | accuracy vs dense "
+                   f"(points) | {t.cost} / dense |")
+        out.append("|---|---|---|---|---|---|")
+        if not t.entries:
+            out.append("| – | no constrained cell reaches this band | | | | |")
+        for i, e in enumerate(t.entries, 1):
+            radius = "—" if e.radius is None else f"{e.radius:g}"
+            out.append(f"| {i} | {e.label} | {radius} | {len(e.seeds)} | "
+                       f"{_pts(e.accuracy_diff_mean, e.accuracy_diff_std)} | "
+                       f"{_pct(e.cost_fraction_mean, e.cost_fraction_std)} |")
+        out.append("")
+    fc = _architecture_rows(summary)
+    if fc:
+        out.append("### Fully connected vs convolutional: share of the dense cost removed at "
+                   "each band (best entry)")
+        out.append("")
+        out.append("| dataset · model | kind | band (points) | MACCs removed | bytes removed | "
+                   "by |")
+        out.append("|---|---|---|---|---|---|")
+        out.extend(fc)
+        out.append("")
+    for note in summary.notes:
+        out.append(f"- note: {note}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _architecture_rows(summary: Summary) -> list[str]:
+    best: dict[tuple[str, str, float], dict[str, BandEntry | None]] = {}
+    for t in summary.tables:
+        slot = best.setdefault((t.dataset, t.model, t.band), {})
+        slot[t.cost] = t.entries[0] if t.entries else None
+    rows = []
+    for (dataset, model, band), by_cost in sorted(best.items()):
+        kind = "fully connected" if model in FULLY_CONNECTED else "convolutional"
+        maccs, nbytes = by_cost.get("structured MACCs"), by_cost.get("structured bytes")
+        removed_m = None if maccs is None else 1 - maccs.cost_fraction_mean
+        removed_b = None if nbytes is None else 1 - nbytes.cost_fraction_mean
+        who = ", ".join(dict.fromkeys(e.label for e in (maccs, nbytes) if e is not None)) or "—"
+        rows.append(f"| {dataset} · {model} | {kind} | {band:g} | {_pct(removed_m)} | "
+                    f"{_pct(removed_b)} | {who} |")
+    return rows
+
+
+def to_csv_rows(summary: Summary) -> list[dict[str, Any]]:
+    """One flat dict per (table, entry), for CSV / JSON export."""
+    out = []
+    for t in summary.tables:
+        for rank, e in enumerate(t.entries, 1):
+            gap = t.gap if rank == 1 else None
+            out.append({
+                "dataset": t.dataset, "model": t.model, "band_points": t.band, "cost": t.cost,
+                "rank": rank, "constraint": e.constraint, "procedure": e.procedure,
+                "radius": e.radius, "seeds": len(e.seeds),
+                "accuracy_diff_points_mean": e.accuracy_diff_mean,
+                "accuracy_diff_points_std": e.accuracy_diff_std,
+                "cost_fraction_mean": e.cost_fraction_mean,
+                "cost_fraction_std": e.cost_fraction_std,
+                "gap_to_runner_up_mean": None if gap is None else gap.mean,
+                "gap_ci_low": None if gap is None else gap.ci_low,
+                "gap_ci_high": None if gap is None else gap.ci_high,
+                "gap_p_value": None if gap is None else gap.p_value,
+                "gap_verdict": None if gap is None else gap.verdict,
+            })
+    return out
+

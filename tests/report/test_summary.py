@@ -1,0 +1,140 @@
+"""`greenbench summary` on a small synthetic db whose answers are known by construction."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from projlib.cli import app
+from projlib.report.summary import summarise, to_markdown
+from projlib.sweep import ResultsStore
+
+runner = CliRunner()
+SEEDS = range(5)
+DENSE_MACCS, DENSE_BYTES = 1000, 4000
+
+
+def _row(model: str, procedure: str, constraint: str | None, radius: float | None, seed: int,
+         acc: float, maccs_frac: float, bytes_frac: float | None = None,
+         lowrank_frac: float | None = None) -> dict:
+    bytes_frac = maccs_frac if bytes_frac is None else bytes_frac
+    return {
+        "status": "done", "dataset": "fashion-mnist", "model": model, "procedure": procedure,
+        "constraint": constraint, "radius": radius, "groups": None if constraint is None
+        else "columns", "seed": seed, "epochs": 3, "test_accuracy": acc,
+        "maccs_dense": DENSE_MACCS, "maccs_structured": round(DENSE_MACCS * maccs_frac),
+        "maccs_lowrank": None if lowrank_frac is None else round(DENSE_MACCS * lowrank_frac),
+        "bytes_dense": DENSE_BYTES, "bytes_structured": round(DENSE_BYTES * bytes_frac),
+    }
+
+
+def known_rows() -> list[dict]:
+    """lenet300: dense 90 %; l11 r=10 -0.4 points at 20 % MACCs; l1 r=10 -0.8 points at 30 %;
+    l11 r=5 -3 points at 10 %; nuclear saves by rank only (40 % low-rank, no zeros).
+    convnet: dense 91 %; l21 r=1 -0.9 points at 60 %."""
+    rows = []
+    for s in SEEDS:
+        jitter = 0.01 * (s - 2)  # cost noise across seeds, the same sign for both entries
+        rows += [
+            _row("lenet300", "dense", None, None, s, 0.90, 1.0),
+            _row("lenet300", "projected", "l11", 10.0, s, 0.896, 0.20 + jitter, 0.25),
+            _row("lenet300", "projected", "l1", 10.0, s, 0.892, 0.30 + jitter, 0.35),
+            _row("lenet300", "projected", "l11", 5.0, s, 0.870, 0.10),
+            _row("lenet300", "projected", "nuclear", 3.0, s, 0.894, 1.0, 1.0, lowrank_frac=0.4),
+            _row("convnet", "dense", None, None, s, 0.91, 1.0),
+            _row("convnet", "projected", "l21", 1.0, s, 0.901, 0.60),
+        ]
+    return rows
+
+
+def _table(summary, model: str, band: float, cost: str = "structured MACCs"):
+    return next(t for t in summary.tables
+                if (t.model, t.band, t.cost) == (model, band, cost))
+
+
+def test_bands_rank_entries_by_cost_with_seed_matched_accuracy() -> None:
+    s = summarise(known_rows(), bands=(0.5, 1.0, 3.0))
+    half = _table(s, "lenet300", 0.5)
+    assert [e.label for e in half.entries] == ["l11 · projected"]  # l1 is 0.8 points down
+    assert half.gap is None
+    one = _table(s, "lenet300", 1.0)
+    assert [e.label for e in one.entries] == ["l11 · projected", "l1 · projected",
+                                              "nuclear (rank) · projected"]
+    first = one.entries[0]
+    assert first.radius == 10.0 and len(first.seeds) == 5
+    assert first.accuracy_diff_mean == pytest.approx(-0.4)
+    assert first.cost_fraction_mean == pytest.approx(0.20)
+    assert one.entries[2].cost_fraction_mean == pytest.approx(0.40)  # rank, not zeros
+    assert one.gap is not None and one.gap.mean == pytest.approx(0.10)
+    assert one.gap.ci_low == pytest.approx(0.10) and one.gap.verdict == "separable"
+    three = _table(s, "lenet300", 3.0)
+    assert three.entries[0].radius == 5.0 and three.entries[0].cost_fraction_mean == 0.10
+    bytes_one = _table(s, "lenet300", 1.0, "structured bytes")
+    assert bytes_one.entries[0].cost_fraction_mean == pytest.approx(0.25)
+    assert _table(s, "convnet", 0.5).entries == ()
+    assert _table(s, "convnet", 1.0).entries[0].label == "l21 · projected"
+
+
+def test_markdown_has_the_claim_two_comparison() -> None:
+    text = to_markdown(summarise(known_rows(), bands=(1.0,)))
+    assert "| fashion-mnist · lenet300 | fully connected | 1 | 80.0 % | 75.0 % |" in text
+    assert "| fashion-mnist · convnet | convolutional | 1 | 40.0 % | 40.0 % |" in text
+    assert "separable" in text and "no constrained cell reaches" not in text
+
+
+def test_unpaired_or_noisy_gaps_are_not_called_separable() -> None:
+    rows = [r for r in known_rows() if r["model"] == "lenet300"]
+    for r in rows:  # l1 as cheap as l11 on average, but noisy: no real gap
+        if r["constraint"] == "l1":
+            r["maccs_structured"] = round(DENSE_MACCS * (0.20 + (0.05 if r["seed"] % 2 else -0.05)))
+    gap = _table(summarise(rows, bands=(1.0,)), "lenet300", 1.0).gap
+    assert gap is not None and gap.verdict == "not separable"
+
+
+def _db(tmp_path: Path) -> Path:
+    db = tmp_path / "study.db"
+    rows = known_rows()
+    keys = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seed", "epochs")
+    with ResultsStore(db) as store:
+        store.register_sweep("s", {}, [(f"p{i}", {k: r[k] for k in keys})
+                                       for i, r in enumerate(rows)])
+        for i, r in enumerate(rows):
+            assert store.claim("s") == f"p{i}"
+            store.complete(f"p{i}", {k: r[k] for k in ("test_accuracy", "maccs_dense",
+                                                        "maccs_structured", "maccs_lowrank",
+                                                        "bytes_dense", "bytes_structured")})
+    return db
+
+
+def test_cli_summary_formats(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    md = runner.invoke(app, ["summary", "--db", str(db), "--band", "1"])
+    assert md.exit_code == 0, md.output
+    assert "### fashion-mnist · lenet300: within 1 accuracy points of dense" in md.output
+    got = runner.invoke(app, ["summary", "--db", str(db), "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(got.output)))
+    assert {r["band_points"] for r in rows} == {"0.5", "1.0", "2.0"}
+    js = json.loads(runner.invoke(app, ["summary", "--db", str(db), "--format",
+                                        "json"]).output)
+    assert js[0]["rank"] == 1 and "gap_verdict" in js[0]
+    out = tmp_path / "summary.md"
+    assert runner.invoke(app, ["summary", "--db", str(db), "-o", str(out)]).exit_code == 0
+    assert out.read_text().startswith("### fashion-mnist")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--format", "xml"], "--format: 'xml'"),
+    (["--band", "-1"], "--band"),
+    (["--db", "missing.db"], "does not exist"),
+])
+def test_cli_summary_bad_input(tmp_path: Path, args: list[str], needle: str,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = _db(tmp_path)
+    result = runner.invoke(app, ["summary", "--db", str(db), *args])
+    assert result.exit_code == 2 and needle in result.stderr
