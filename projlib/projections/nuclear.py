@@ -9,6 +9,15 @@ dominated by the SVD, O(m n min(m, n)).  A 1-D tensor is read as an (n, 1) colum
 M^T have the same singular values) and is only validated.  A matrix whose largest entry is
 extreme (squares that would overflow/underflow inside the SVD) is projected exactly rescaled by
 a power of two: the ball is positively homogeneous, P_r(M) = s P_{r/s}(M / s).
+
+Off the CPU (CUDA) the SVD and the reconstruction run in float64 ("precise" mode of
+``_torch_ops.project_nuclear``): float32 GPU SVDs (and TF32 matmuls, when enabled) left
+results about 1e-4 (relative) outside the ball.  A float32 result is then feasible to the
+float64 SVD's accuracy: its kept singular values are shrunk by a factor bounding the nuclear
+norm of the final rounding to float32 (at most sqrt(min(m, n)) * 6e-8 relative).  There the
+inside-ball test is a device-side select and all singular vectors are multiplied (no sync
+for the kept rank); the NaN/inf check before the SVD stays the one host read.
+See docs/METHOD.md §2.5.
 """
 
 from __future__ import annotations
