@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from projlib import schema
 from projlib.cli.common import (
     check_report_target,
     fail,
@@ -27,13 +28,6 @@ from projlib.report import ReportConfig
 __all__ = ["report", "runs", "env", "RUN_FORMATS"]
 
 RUN_FORMATS = ("table", "json", "csv")
-_TABLE_COLUMNS = (
-    ("id", "point_id"), ("status", "status"), ("dataset", "dataset"), ("model", "model"),
-    ("procedure", "procedure"), ("constraint", "constraint"), ("radius", "radius"),
-    ("seed", "seed"), ("acc", "test_accuracy"), ("nonzero", "fraction_nonzero"),
-    ("MACCs struct", "maccs_structured"), ("energy J", "energy_j"), ("time s", "wall_time_s"),
-    ("error", "error"),
-)
 
 
 def report(
@@ -78,25 +72,23 @@ def runs(
     ] = None,
 ) -> None:
     """List the points in the db (table, or the full rows as JSON / CSV)."""
-    from projlib.sweep import COLUMNS, STATUSES
-
     if format not in RUN_FORMATS:
         fail(f"--format: {format!r} is not one of {', '.join(RUN_FORMATS)}")
-    if status is not None and status not in STATUSES:
-        fail(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    if status is not None and status not in schema.STATUSES:
+        fail(f"--status: {status!r} is not one of {', '.join(schema.STATUSES)}")
     rows = read_rows(db, status=status)
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=[name for name, _ in COLUMNS])
+        writer = csv.DictWriter(sys.stdout, fieldnames=schema.column_names())
         writer.writeheader()
         writer.writerows(rows)
     else:
         table = Table(title=f"{db}: {len(rows)} points")
-        for title, _ in _TABLE_COLUMNS:
-            table.add_column(title, overflow="fold")
+        for col in schema.RUNS_TABLE:
+            table.add_column(schema.label(col), overflow="fold")
         for r in rows:
-            table.add_row(*(_cell(col, r.get(col)) for _, col in _TABLE_COLUMNS))
+            table.add_row(*(_cell(col, r.get(col)) for col in schema.RUNS_TABLE))
         Console(width=max(160, Console().width)).print(table)
 
 

@@ -16,6 +16,7 @@ BatchNorm and AvgPool operations, so it equals ``maccs_dense`` only for nets wit
 Parameters are the learnable tensors (weights, biases, BatchNorm affine), not running stats.
 
 Complexity: O(total weights) plus one SVD per weight layer for the rank.
+See docs/METHOD.md §5.2 (MACCs) and §5.3 (parameters and bytes).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from projlib import schema
 from projlib.measure.memory import csr_bytes, entropy_bytes
 from projlib.measure.structure import ModulePlan, Select, plan_model
 
-_TOTALS = ("maccs_dense", "maccs_structured", "maccs_nonzero", "maccs_lowrank", "params_dense",
-           "params_structured", "params_nonzero", "bytes_dense", "bytes_structured", "bytes_csr",
-           "bytes_entropy")
+# CostReport's totals (summed over layers): the cost columns of the results row.
+_TOTALS = schema.cost_columns()
 
 
 @dataclass(frozen=True)

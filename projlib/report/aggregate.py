@@ -1,6 +1,6 @@
 """Aggregation of results rows over seeds (mean and sample standard deviation).
 
-Reads only the row schema of docs/ARCHITECTURE.md. A metric that is None in a row was not
+Reads only the row schema (`projlib.schema`). A metric that is None in a row was not
 measured there; it is left out of that metric's mean (never counted as 0), and a metric
 measured in no seed aggregates to None.
 """
@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from projlib import schema
+
 __all__ = [
     "METRICS",
     "GROUP_FIELDS",
@@ -25,41 +27,9 @@ __all__ = [
     "to_number",
 ]
 
-# Every numeric column of the row schema that the report summarises.
-METRICS: tuple[str, ...] = (
-    "test_accuracy",
-    "fraction_nonzero",
-    "removed_input_fraction",
-    "maccs_dense",
-    "maccs_structured",
-    "maccs_nonzero",
-    "maccs_lowrank",
-    "params_dense",
-    "params_structured",
-    "params_nonzero",
-    "bytes_dense",
-    "bytes_structured",
-    "bytes_csr",
-    "bytes_entropy",
-    "energy_j",
-    "energy_above_idle_j",
-    "idle_power_w",
-    "carbon_g",
-    "wall_time_s",
-    "warmup_time_s",
-    "threads",
-    "infer_latency_b1_s",
-    "infer_throughput_per_s",
-    "infer_energy_per_1000_j",
-    "infer_energy_above_idle_per_1000_j",
-    "compact_latency_b1_s",
-    "compact_throughput_per_s",
-    "compact_energy_per_1000_j",
-    "compact_energy_above_idle_per_1000_j",
-    "speedup_predicted_maccs",
-    "speedup_realised_latency",
-    "speedup_realised_throughput",
-)
+# Every numeric metric column of the row schema, which the report summarises: the value of
+# `projlib.schema.summary_metrics()` at import (`aggregate_rows` reads the schema when called).
+METRICS: tuple[str, ...] = schema.summary_metrics()
 
 # One aggregate per distinct value of these. groups and epochs are part of the key as well as
 # the five sweep axes: seeds run with different groupings or budgets are different experiments.
@@ -193,6 +163,7 @@ def aggregate_rows(rows: Sequence[Mapping[str, Any]]) -> list[AggregatePoint]:
 
     Complexity O(n log n) in the number of rows. Returns points sorted by their group key.
     """
+    metrics = schema.summary_metrics()
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         if row.get("status") != "done" or to_number(row.get("test_accuracy")) is None:
@@ -203,7 +174,7 @@ def aggregate_rows(rows: Sequence[Mapping[str, Any]]) -> list[AggregatePoint]:
     for key in sorted(groups, key=lambda k: tuple(_sort_key(v) for v in k)):
         members = groups[key]
         values = dict(zip(GROUP_FIELDS, key, strict=True))
-        stats = {m: Stat.of([to_number(r.get(m)) for r in members]) for m in METRICS}
+        stats = {m: Stat.of([to_number(r.get(m)) for r in members]) for m in metrics}
         seed_values = (to_number(r.get("seed")) for r in members)
         seeds = tuple(sorted(int(v) for v in seed_values if v is not None))
         points.append(

@@ -16,6 +16,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from projlib import schema
 from projlib.report.aggregate import AggregatePoint, parse_json_field, to_number
 from projlib.report.pareto import pareto_front
 
@@ -58,22 +59,22 @@ class CostAxis:
     slug: str
 
 
+def _axis(metric: str, slug: str) -> CostAxis:
+    return CostAxis(metric, schema.axis_title(metric), slug)
+
+
 COST_AXES: tuple[CostAxis, ...] = (
-    CostAxis("maccs_structured", "structured MACCs (per inference)", "maccs"),
-    CostAxis("bytes_structured", "memory, structured (bytes)", "memory"),
-    CostAxis("energy_above_idle_j", "training energy above idle (J)", "energy"),
-    CostAxis("carbon_g", "carbon (g CO2eq, estimate)", "carbon"),
-    CostAxis("compact_energy_per_1000_j",
-             "measured inference energy per 1,000, compacted model (J)", "inference"),
+    _axis("maccs_structured", "maccs"),
+    _axis("bytes_structured", "memory"),
+    _axis("energy_above_idle_j", "energy"),
+    _axis("carbon_g", "carbon"),
+    _axis("compact_energy_per_1000_j", "inference"),
 )
 # Stand-ins when the preferred figure was not measured: the total (idle included) where no idle
 # baseline exists, and latency where no backend measures inference energy. Labels say which.
 _FALLBACKS = {
-    "energy_above_idle_j": CostAxis("energy_j", "training energy, total incl. idle (J)",
-                                    "energy"),
-    "compact_energy_per_1000_j": CostAxis(
-        "compact_latency_b1_s", "measured inference latency at batch 1, compacted model (s)",
-        "inference"),
+    "energy_above_idle_j": _axis("energy_j", "energy"),
+    "compact_energy_per_1000_j": _axis("compact_latency_b1_s", "inference"),
 }
 
 

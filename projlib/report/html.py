@@ -18,6 +18,7 @@ from typing import Any
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from projlib import schema
 from projlib.report.aggregate import AggregatePoint, aggregate_rows, validate_rows
 from projlib.report.figures import (
     CostAxis,
@@ -132,18 +133,8 @@ def _table(points: Sequence[AggregatePoint]) -> str:
                              [points[i].mean("test_accuracy") for i in members])
         fronts.update({members[j]: True for j in front})
     text_cols = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seeds")
-    num_cols = (("accuracy", "test_accuracy"), ("fraction nonzero", "fraction_nonzero"),
-                ("removed inputs", "removed_input_fraction"),
-                ("structured MACCs", "maccs_structured"), ("dense MACCs", "maccs_dense"),
-                ("structured bytes", "bytes_structured"), ("CSR bytes", "bytes_csr"),
-                ("training energy (J)", "energy_j"),
-                ("training energy above idle (J)", "energy_above_idle_j"),
-                ("carbon (g)", "carbon_g"), ("wall time (s)", "wall_time_s"),
-                ("warm-up (s)", "warmup_time_s"), ("threads", "threads"),
-                ("inference latency b1, compacted (s)", "compact_latency_b1_s"),
-                ("inference J / 1,000, compacted", "compact_energy_per_1000_j"),
-                ("speed-up predicted (MACCs)", "speedup_predicted_maccs"),
-                ("speed-up realised (latency)", "speedup_realised_latency"))
+    # (label, metric); accuracy first: its std column follows it.
+    num_cols = tuple((schema.label(name), name) for name in schema.REPORT_TABLE)
     head = "".join(
         f'<th data-type="{"num" if c in ("radius", "seeds") else "text"}">{c}</th>'
         for c in text_cols

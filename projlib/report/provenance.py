@@ -17,26 +17,16 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from projlib import schema
 from projlib.report.aggregate import parse_json_field, to_number
 
 __all__ = ["DeviceSummary", "EnergySummary", "summarise_energy", "render_provenance_html"]
 
-# Columns copied from every row into the panel (distinct values listed).
-_SOFTWARE_COLUMNS = (
-    "package_version",
-    "git_sha",
-    "torch_version",
-    "cuda_version",
-    "device_name",
-)
+# Columns copied from every row into the panel (distinct values listed): the software and
+# hardware that ran the points.
+_SOFTWARE_COLUMNS = schema.names(schema.PROVENANCE)
 # Method names of projlib.measure (DeviceEnergy.method) and how the panel explains them.
-_METHOD_TEXT = {
-    "counter": "hardware energy counter (NVML total energy)",
-    "rapl": "hardware energy counter (RAPL powercap)",
-    "power-integral": "power sampled in a thread, integrated (trapezoid rule)",
-    "estimate": "model-based estimate (CodeCarbon load × TDP); not summed into energy_j",
-    "unavailable": "not measured",
-}
+_METHOD_TEXT = schema.ENERGY_METHODS
 # Model-based figures get the "estimate" badge: they are not measurements of this machine.
 _ESTIMATE_HINTS = ("estimat", "codecarbon", "tdp")
 

@@ -1,8 +1,8 @@
 """One sweep point: prepare it, train it inside an energy window, then measure what it saves.
 
-`run_point` returns the metric columns of a results row (see `store.METRIC_COLUMNS`). It writes
-nothing and prints nothing; the executor stores what it returns. Exceptions propagate: the
-executor records them as a failed point.
+`run_point` returns the metric columns of a results row (`projlib.schema.metric_columns()`).
+It writes nothing and prints nothing; the executor stores what it returns. Exceptions
+propagate: the executor records them as a failed point.
 
 Order of work for one point (only step 4 is inside the training window):
 1. the dataset (cached across points);
@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from projlib import schema
 from projlib.sweep.provenance import software_provenance
 from projlib.sweep.warmup import AUTO, choose_threads, parse_threads, thread_limit, warm_up
 from projlib.training import Dataset, TrainConfig, TrainResult, load_dataset, train
@@ -182,15 +183,6 @@ def result_metrics(result: TrainResult) -> dict[str, Any]:
         "fraction_nonzero": result.fraction_nonzero,
         "removed_input_fraction": result.removed_input_fraction,
         "layers_json": json.dumps(layers),
-        "maccs_dense": cost.maccs_dense,
-        "maccs_structured": cost.maccs_structured,
-        "maccs_nonzero": cost.maccs_nonzero,
-        "maccs_lowrank": cost.maccs_lowrank,
-        "params_dense": cost.params_dense,
-        "params_structured": cost.params_structured,
-        "params_nonzero": cost.params_nonzero,
-        "bytes_dense": cost.bytes_dense,
-        "bytes_structured": cost.bytes_structured,
-        "bytes_csr": cost.bytes_csr,
-        "bytes_entropy": cost.bytes_entropy,
+        # The cost columns are the `CostReport` totals of the same names.
+        **{name: getattr(cost, name) for name in schema.cost_columns()},
     }

@@ -1,8 +1,9 @@
 """`ResultsStore`: the SQLite results database (stdlib sqlite3, WAL mode).
 
 Tables:
-  points        one row per sweep point, keyed by `point_id`, row schema of docs/ARCHITECTURE.md
-                plus bookkeeping (claimed_by = "host:pid" of the runner, attempts = times claimed).
+  points        one row per sweep point, keyed by `point_id`: the columns of `projlib.schema`,
+                including the store's bookkeeping (claimed_by = "host:pid" of the runner,
+                attempts = times claimed).
   sweeps        one row per distinct sweep (sweep_id, config_json, created_at).
   sweep_points  which points belong to which sweep, in expansion order.
 
@@ -32,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from projlib import schema
+
 __all__ = [
     "APPLICATION_ID", "COLUMNS", "METRIC_COLUMNS", "SCHEMA_VERSION", "STATUSES", "ResultsStore",
     "StoreError", "owner_token",
@@ -39,100 +42,25 @@ __all__ = [
 
 # "GrnB": marks an SQLite file as a greenbench results db (PRAGMA application_id).
 APPLICATION_ID = 0x47726E42
-# PRAGMA user_version. 1: the unversioned first layout (no application_id); 2: application_id,
-# data fingerprint in the point identity, warm-up / idle / inference / thread columns.
-SCHEMA_VERSION = 2
-# The tables and the columns that identify a version-1 greenbench db (a migration source).
+# The tables and the columns that identify a version-1 greenbench db (a migration source): a
+# signature, deliberately a subset of the version-1 columns of `projlib.schema`.
 _V1_TABLES = {"points", "sweeps", "sweep_points"}
 _V1_POINT_COLUMNS = {"point_id", "status", "error", "dataset", "model", "procedure", "constraint",
                      "radius", "seed", "epochs", "config_json", "test_accuracy", "claimed_by",
                      "attempts"}
 
-STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
-
-# (name, SQL type) in schema order. None in Python <-> NULL in SQL <-> "not measured".
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("point_id", "TEXT PRIMARY KEY"),
-    ("status", "TEXT NOT NULL"),
-    ("error", "TEXT"),
-    ("dataset", "TEXT"),
-    ("model", "TEXT"),
-    ("procedure", "TEXT"),
-    ("constraint", "TEXT"),
-    ("radius", "REAL"),
-    ("groups", "TEXT"),
-    ("seed", "INTEGER"),
-    ("epochs", "INTEGER"),
-    ("config_json", "TEXT"),
-    ("test_accuracy", "REAL"),
-    ("fraction_nonzero", "REAL"),
-    ("removed_input_fraction", "REAL"),
-    ("layers_json", "TEXT"),
-    ("maccs_dense", "INTEGER"),
-    ("maccs_structured", "INTEGER"),
-    ("maccs_nonzero", "INTEGER"),
-    ("maccs_lowrank", "INTEGER"),
-    ("params_dense", "INTEGER"),
-    ("params_structured", "INTEGER"),
-    ("params_nonzero", "INTEGER"),
-    ("bytes_dense", "INTEGER"),
-    ("bytes_structured", "INTEGER"),
-    ("bytes_csr", "INTEGER"),
-    ("bytes_entropy", "INTEGER"),
-    ("energy_j", "REAL"),
-    ("energy_method", "TEXT"),
-    ("energy_json", "TEXT"),
-    ("carbon_g", "REAL"),
-    ("carbon_method", "TEXT"),
-    ("country_iso_code", "TEXT"),
-    ("wall_time_s", "REAL"),
-    ("started_at", "TEXT"),
-    ("finished_at", "TEXT"),
-    ("package_version", "TEXT"),
-    ("git_sha", "TEXT"),
-    ("torch_version", "TEXT"),
-    ("cuda_version", "TEXT"),
-    ("device_name", "TEXT"),
-    # schema version 2
-    ("data_fingerprint", "TEXT"),
-    ("data_variant", "TEXT"),
-    ("threads", "INTEGER"),
-    ("threads_json", "TEXT"),
-    ("warmup_time_s", "REAL"),
-    ("warmup_energy_j", "REAL"),
-    ("energy_above_idle_j", "REAL"),
-    ("idle_power_w", "REAL"),
-    ("idle_json", "TEXT"),
-    ("infer_latency_b1_s", "REAL"),
-    ("infer_throughput_per_s", "REAL"),
-    ("infer_energy_per_1000_j", "REAL"),
-    ("infer_energy_above_idle_per_1000_j", "REAL"),
-    ("compact_latency_b1_s", "REAL"),
-    ("compact_throughput_per_s", "REAL"),
-    ("compact_energy_per_1000_j", "REAL"),
-    ("compact_energy_above_idle_per_1000_j", "REAL"),
-    ("speedup_predicted_maccs", "REAL"),
-    ("speedup_realised_latency", "REAL"),
-    ("speedup_realised_throughput", "REAL"),
-    ("inference_method", "TEXT"),
-    ("inference_json", "TEXT"),
-    # bookkeeping beyond the shared schema
-    ("claimed_by", "TEXT"),
-    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
-)
-COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
+# The row schema lives in `projlib.schema`; these are its values when this module was imported,
+# kept for the code that imports them from here. The store itself reads the schema when it runs.
+# None in Python <-> NULL in SQL <-> "not measured".
+STATUSES: tuple[str, ...] = schema.STATUSES
+SCHEMA_VERSION = schema.SCHEMA_VERSION
+# (name, SQL type) in schema order.
+COLUMNS: tuple[tuple[str, str], ...] = schema.sql_columns()
+COLUMN_NAMES: tuple[str, ...] = schema.column_names()
 # The columns of schema version 1 (what a migration starts from).
-V1_COLUMN_NAMES: tuple[str, ...] = (
-    *COLUMN_NAMES[: COLUMN_NAMES.index("data_fingerprint")], "claimed_by", "attempts"
-)
+V1_COLUMN_NAMES: tuple[str, ...] = schema.names(version=1)
 # Columns a finished point fills in (everything measured or recorded about the run).
-METRIC_COLUMNS: tuple[str, ...] = tuple(
-    c
-    for c in COLUMN_NAMES[COLUMN_NAMES.index("test_accuracy") :]
-    if c not in ("started_at", "finished_at", "claimed_by", "attempts")
-)
-_CONFIG_COLUMNS = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seed",
-                   "epochs", "data_fingerprint")
+METRIC_COLUMNS: tuple[str, ...] = schema.metric_columns()
 
 
 class StoreError(ValueError):
@@ -162,6 +90,11 @@ def _owner_dead(owner: str | None) -> bool:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _full_row(row: sqlite3.Row) -> dict[str, Any]:
+    # A version-1 file read as is lacks the newer columns: they read as not measured.
+    return dict(dict.fromkeys(schema.column_names()), **dict(row))
 
 
 def _q(name: str) -> str:
@@ -309,7 +242,8 @@ class ResultsStore:
         self._conn.execute("COMMIT")
 
     def _create_schema(self) -> None:
-        cols = ", ".join(f"{_q(n)} {t}" for n, t in COLUMNS)
+        columns = schema.sql_columns()
+        cols = ", ".join(f"{_q(n)} {t}" for n, t in columns)
         with self._write() as c:
             c.execute(f"CREATE TABLE IF NOT EXISTS points ({cols})")
             c.execute(
@@ -323,7 +257,7 @@ class ResultsStore:
             )
             # A version-1 store gains the newer columns (all nullable): the migration.
             have = {r["name"] for r in c.execute("PRAGMA table_info(points)")}
-            for name, sql_type in COLUMNS:
+            for name, sql_type in columns:
                 if name not in have:
                     c.execute(f"ALTER TABLE points ADD COLUMN {_q(name)} {sql_type}")
             c.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -343,10 +277,11 @@ class ResultsStore:
                 "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?)",
                 (sweep_id, json.dumps(sweep_config, sort_keys=True), now),
             )
+            config_columns = schema.config_columns()
+            names = ("point_id", "status", *config_columns, "config_json")
             for ordinal, (pid, cfg) in enumerate(points):
-                values = [pid, "pending"] + [cfg.get(k) for k in _CONFIG_COLUMNS]
+                values = [pid, "pending"] + [cfg.get(k) for k in config_columns]
                 values.append(json.dumps(cfg, sort_keys=True))
-                names = ("point_id", "status", *_CONFIG_COLUMNS, "config_json")
                 cur = c.execute(
                     f"INSERT OR IGNORE INTO points ({', '.join(map(_q, names))}) "
                     f"VALUES ({', '.join('?' * len(names))})",
@@ -403,8 +338,9 @@ class ResultsStore:
             return row["point_id"] if cur.rowcount == 1 else None
 
     def complete(self, point_id: str, metrics: dict[str, Any]) -> None:
-        """Store a finished point's measurements (keys from METRIC_COLUMNS) and mark it done."""
-        unknown = set(metrics) - set(METRIC_COLUMNS)
+        """Store a finished point's measurements (keys from `schema.metric_columns()`) and mark
+        it done."""
+        unknown = set(metrics) - set(schema.metric_columns())
         if unknown:
             raise ValueError(f"metrics: unknown columns {sorted(unknown)}")
         sets = ", ".join(f"{_q(k)}=?" for k in metrics)
@@ -449,12 +385,11 @@ class ResultsStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY p.dataset, p.model, p.procedure, p.\"constraint\", p.radius, p.seed"
-        # A version-1 file read as is lacks the newer columns: they read as not measured.
-        return [dict(dict.fromkeys(COLUMN_NAMES), **dict(r)) for r in self._conn.execute(sql, args)]
+        return [_full_row(r) for r in self._conn.execute(sql, args)]
 
     def get(self, point_id: str) -> dict[str, Any] | None:
         row = self._conn.execute("SELECT * FROM points WHERE point_id=?", (point_id,)).fetchone()
-        return None if row is None else dict(dict.fromkeys(COLUMN_NAMES), **dict(row))
+        return None if row is None else _full_row(row)
 
     def counts(self, sweep_id: str | None = None) -> dict[str, int]:
         """Number of points per status (every status present as a key)."""

@@ -1,0 +1,146 @@
+"""`projlib.schema`: the results row defined once, and every reader and writer derived from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from projlib import schema
+from projlib.cli import app
+from projlib.measure.maccs import CostReport
+from projlib.measure.types import ESTIMATE_METHOD, MEASURED_METHODS
+from projlib.report import aggregate, build_report, figures
+from projlib.sweep import COLUMNS, METRIC_COLUMNS, STATUSES, PointSettings, ResultsStore, run_point
+from projlib.sweep import store as store_module
+from projlib.training import TrainConfig
+
+
+def _one_done_point(store: ResultsStore, metrics: dict) -> str:
+    cfg = {"dataset": "digits", "model": "mlp", "procedure": "dense", "seed": 0, "epochs": 1}
+    store.register_sweep("s", {"x": 1}, [("p0", cfg)])
+    pid = store.claim("s")
+    store.complete(pid, metrics)
+    return pid
+
+
+def test_every_column_is_described() -> None:
+    schema.validate()
+    names = [c.name for c in schema.COLUMNS]
+    assert len(names) == len(set(names))
+    for col in schema.COLUMNS:
+        assert col.unit and col.label and col.description, col.name
+        assert col.kind in schema.KINDS and col.group in schema.GROUPS, col.name
+        assert col.version in (1, 2), col.name
+        if col.group == schema.METRIC and col.numeric:
+            assert col.unit != schema.NO_UNIT, col.name
+        if col.lower_is_better is not None:
+            assert col.numeric, col.name
+    assert {"J", "s", "bytes", "MACCs", "fraction", "ratio", "W"} <= {
+        c.unit for c in schema.COLUMNS}
+    # The store's own bookkeeping stays last; the version-1 signature the store recognises
+    # is made of version-1 columns.
+    assert names[-2:] == ["claimed_by", "attempts"]
+    assert store_module._V1_POINT_COLUMNS <= set(schema.names(version=1))
+
+
+def test_validate_rejects_a_broken_column() -> None:
+    good = schema.column("energy_j")
+    for change in ({"kind": "float"}, {"sql_type": "TEXT"}, {"group": "misc"}, {"unit": ""},
+                   {"version": 3}, {"description": ""}):
+        with pytest.raises(ValueError, match="energy_j"):
+            schema.validate([dataclasses.replace(good, **change)])
+    with pytest.raises(ValueError, match="defined twice"):
+        schema.validate([good, good])
+
+
+def test_store_aliases_are_derived() -> None:
+    assert COLUMNS == schema.sql_columns()
+    assert METRIC_COLUMNS == schema.metric_columns()
+    assert STATUSES == schema.STATUSES
+    assert store_module.V1_COLUMN_NAMES == schema.names(version=1)
+    assert store_module.SCHEMA_VERSION == schema.SCHEMA_VERSION
+    assert aggregate.METRICS == schema.summary_metrics()
+    # A config column is written at registration, never by a finished point.
+    assert not set(schema.config_columns()) & set(METRIC_COLUMNS)
+
+
+def test_store_table_is_the_schema(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "r.db") as store:
+        pid = _one_done_point(store, {"test_accuracy": 0.5})
+        row = store.get(pid)
+    conn = sqlite3.connect(tmp_path / "r.db")
+    info = conn.execute("PRAGMA table_info(points)").fetchall()
+    conn.close()
+    assert [r[1] for r in info] == list(schema.column_names())
+    assert [r[2] for r in info] == [c.sql_type.split()[0] for c in schema.COLUMNS]
+    assert list(row) == list(schema.column_names())
+
+
+def test_runner_fills_exactly_the_metric_columns() -> None:
+    config = TrainConfig(dataset="digits", model="mlp", procedure="projected", constraint="l11",
+                         radius=30.0, epochs=1)
+    metrics = run_point(config, settings=PointSettings(threads=1))
+    assert set(metrics) <= set(schema.metric_columns())
+    # Every column a finished point is meant to fill, the runner fills (inference included).
+    assert set(schema.metric_columns()) <= set(metrics)
+    for name in schema.summary_metrics():
+        value = metrics[name]
+        assert value is None or isinstance(value, (int, float)), name
+
+
+def test_cost_columns_are_the_cost_report_totals() -> None:
+    totals = {f.name for f in dataclasses.fields(CostReport)} - {
+        "layers", "thop_maccs", "csr_index_bytes", "tolerance"}
+    assert set(schema.cost_columns()) == totals
+
+
+def test_report_reads_only_schema_columns() -> None:
+    names = set(schema.column_names())
+    numeric = {c.name for c in schema.COLUMNS if c.numeric}
+    assert set(aggregate.METRICS) <= numeric
+    assert set(aggregate.GROUP_FIELDS) <= names
+    assert set(schema.REPORT_TABLE) <= set(aggregate.METRICS)
+    for axis in (*figures.COST_AXES, *figures._FALLBACKS.values()):
+        assert axis.metric in aggregate.METRICS
+        assert axis.title == schema.axis_title(axis.metric)
+    rows = [dict(dict.fromkeys(names), point_id=f"p{seed}", status="done", dataset="digits",
+                 model="mlp", procedure="dense", seed=seed, epochs=1, test_accuracy=0.9)
+            for seed in (0, 1)]
+    page = build_report(rows, {})
+    for name in schema.REPORT_TABLE:
+        assert f">{schema.label(name)}</th>" in page, name
+
+
+def test_energy_methods_cover_measure() -> None:
+    assert {*MEASURED_METHODS, ESTIMATE_METHOD, "unavailable"} == set(schema.ENERGY_METHODS)
+    assert all(text for text in schema.ENERGY_METHODS.values())
+
+
+def test_one_new_column_in_the_schema_reaches_every_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = schema.Column("new_cost_j", "REAL", "real", "J", "new cost (J)", True, schema.METRIC,
+                        2, "a hypothetical new measured figure")
+    columns = (*schema.COLUMNS[:-2], new, *schema.COLUMNS[-2:])
+    monkeypatch.setattr(schema, "COLUMNS", columns)
+    db = tmp_path / "new.db"
+    with ResultsStore(db) as store:
+        _one_done_point(store, {"test_accuracy": 0.5, "new_cost_j": 12.5})
+        rows = store.rows()
+    conn = sqlite3.connect(db)
+    create = conn.execute("SELECT sql FROM sqlite_master WHERE name='points'").fetchone()[0]
+    conn.close()
+    assert '"new_cost_j" REAL' in create
+    assert rows[0]["new_cost_j"] == 12.5
+
+    result = CliRunner().invoke(app, ["runs", "--db", str(db), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0].split(",")
+    assert header == list(schema.column_names()) and "new_cost_j" in header
+
+    (point,) = aggregate.aggregate_rows(rows)
+    assert point.mean("new_cost_j") == 12.5
