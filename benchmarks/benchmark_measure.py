@@ -16,7 +16,7 @@ because asv flags every increase as a regression.
 
 ``track_meter_overhead`` (in CompactionSuite, removed=0.5 only): wall time of a training-epoch-
 like workload (STEPS Adam steps of LeNet-300-100 on batch 128) inside an energy window over the
-same workload without one, in ABBA order, median of 2 x REPEATS. Target (issue 4): <= 1.01.
+same workload without one, in ABBA order, median of 2 x REPEATS. Target: <= 1.01.
 ``track_meter_overhead_cpu``: the same with process CPU time (includes the meter's threads,
 excludes other processes): on a loaded shared machine wall-time A/A noise exceeds 1%.
 """

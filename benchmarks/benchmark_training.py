@@ -8,7 +8,7 @@ the 10 000 test images once; both runs pay that, so it dilutes the ratio only sl
 
 - ``time_dense_epoch`` / ``time_projected_epoch``: wall time of one `train(epochs=1)` call.
 - ``track_projected_over_dense``: projected / dense epoch time measured in the same process,
-  alternating the two, median of REPEATS each. Target (issue 3): <= 1.15 for the paper's
+  alternating the two, median of REPEATS each. Target: <= 1.15 for the paper's
   default layer selection.
 
 Parameter ``layers``: "hidden" = the paper's default (only Linear(300, 100) constrained);

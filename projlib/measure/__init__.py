@@ -1,5 +1,5 @@
 """Honest cost accounting: energy and carbon (measured or labelled estimates), MACCs, memory,
-and compaction of structurally sparse networks (PAPER_NOTES §5; docs/ARCHITECTURE.md)."""
+and compaction of structurally sparse networks (docs/METHOD.md §5, §6; docs/ARCHITECTURE.md)."""
 
 from projlib.measure.compact import compact
 from projlib.measure.inference import InferenceResult, inference_comparison, measure_inference

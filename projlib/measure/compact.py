@@ -7,6 +7,7 @@ fold is nonzero); BatchNorm keeps the statistics of the surviving channels; a ``
 inserted where a layer reads fewer units than its predecessor emits (network input, or single
 flattened positions of a surviving channel). In eval mode the outputs equal the original's up
 to float rounding; ``cost_report(compact(m)).maccs_dense == cost_report(m).maccs_structured``.
+See docs/METHOD.md §5.4.
 """
 
 from __future__ import annotations

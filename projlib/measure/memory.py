@@ -1,4 +1,4 @@
-"""Storage sizes of weight tensors: dense, CSR and the entropy bound (PAPER_NOTES §5)."""
+"""Storage sizes of weight tensors: dense, CSR and the entropy bound (docs/METHOD.md §5.3)."""
 
 from __future__ import annotations
 

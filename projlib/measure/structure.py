@@ -1,7 +1,7 @@
 """Which groups of a sequential network can be cut out: the plan shared by costs and compaction.
 
 A *unit* of an activation is a channel of a (C, H, W) activation or a feature of a flat one.
-Two passes over the ``nn.Sequential`` (PAPER_NOTES §5), both O(total weights):
+Two passes over the ``nn.Sequential`` (docs/METHOD.md §5.1), both O(total weights):
 
 1. **Forward, constants.** Output unit i of a Linear/Conv is *constant* when all its weights from
    non-constant inputs are zero (|w| <= tolerance): it emits b_i (+ contributions of constant

@@ -5,7 +5,7 @@ and :func:`check_groups`, so the error messages (which always name the offending
 are the same whichever constraint is asked for.
 
 Grouped view: a weight is reshaped, without copying, into a 3-D array ``(A, G, B)`` where
-group ``g`` is the slab ``X[:, g, :]``.  With the notation of PAPER_NOTES §1:
+group ``g`` is the slab ``X[:, g, :]``.  With the notation of docs/METHOD.md §1:
 
 =============  =====================  ======================
 W shape        groups="columns"       groups="rows"

@@ -1,13 +1,14 @@
 """Grouped constraints: group lasso l21, the bi-level l1,1 and l1,inf operators, exact l1,inf.
 
-A weight is viewed as X (A, G, B), group g = X[:, g, :] (columns or rows, PAPER_NOTES §1; see
+A weight is viewed as X (A, G, B), group g = X[:, g, :] (columns or rows, docs/METHOD.md §1; see
 ``_validate.group_shape``).  Every operator first computes one norm per group (one read pass),
 returns ``W`` unchanged when the constraint already holds, and otherwise writes the result in
 one read/write pass with a per-group parameter.  CPU tensors go through the numba kernels on
 their zero-copy numpy view; other devices through the pure-torch kernels of ``_torch_ops``.
 The CPU paths below return None for "inside the ball" and raise ``OutOfRange`` when that first
 norm leaves the range where it can be trusted; ``_scaling.run_scaled`` then reruns them on the
-exactly rescaled input (extreme magnitudes only, see ``_scaling``).
+exactly rescaled input (extreme magnitudes only, see ``_scaling``).  Formulas, exactness and
+references of each operator: docs/METHOD.md §2.3-§2.7.
 """
 
 from __future__ import annotations

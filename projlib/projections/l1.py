@@ -7,6 +7,8 @@ observed O(n) with one fused read pass (norm + filter) and one read/write pass f
 on other devices from a sort, O(n log n), in pure torch.
 
 Simplex  Delta(r) = { x : x >= 0, sum_i x_i = r }:  P(v) = max(v - tau, 0), sum = r.
+
+See docs/METHOD.md §2.1 (rules common to every operator) and §2.2.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``REGISTRY[name]`` is a :class:`ProjectionSpec`; ``spec.fn(W, radius, groups)`` has the same
 contract as :func:`project`.  Adding a constraint here gives it the property tests and the
-benchmarks automatically.
+benchmarks automatically.  The operators, their formulas and references: docs/METHOD.md §2.
 """
 
 from __future__ import annotations

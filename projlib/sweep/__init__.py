@@ -1,4 +1,4 @@
-"""Sweeps (issue 5): the sweep config, the SQLite results store and the executors.
+"""Sweeps: the sweep config, the SQLite results store and the executors.
 
     from projlib.sweep import SweepConfig, ResultsStore, prepare_sweep, run_local
     sweep = SweepConfig(constraints=("l1", "l11"), radii=(5.0, 20.0), epochs=5)

@@ -1,4 +1,4 @@
-"""Constrained training (issue 3): datasets, the fixed models and the paper's procedures.
+"""Constrained training: datasets, the fixed models and the paper's procedures.
 
     from projlib.training import TrainConfig, train
     res = train(TrainConfig(dataset="digits", model="mlp", procedure="projected",

@@ -1,4 +1,4 @@
-"""The training procedures of PAPER_NOTES §3: dense, projected, lottery, magnitude.
+"""The training procedures of docs/METHOD.md §3: dense, projected, lottery, magnitude.
 
 `train(config, progress)` is pure: it reads the dataset, trains, and returns a `TrainResult`;
 it writes no file and prints nothing (progress goes through the callback).
@@ -195,7 +195,8 @@ def _projected(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | 
 def _lottery(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
     _require_layers(constrained)
     r.run_phase("phase1", r.cfg.epochs, project_names=constrained)
-    r.project(constrained)  # a no-op after projected training (ends feasible); kept per §3
+    # a no-op after projected training (which ends feasible); kept per docs/METHOD.md §3.3
+    r.project(constrained)
     masks = nonzero_masks(r.model, constrained)
     r.rewind()
     apply_masks(r.model, masks)

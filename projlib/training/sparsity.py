@@ -1,6 +1,6 @@
 """Which layers are constrained, per-layer sparsity, and the masks of the lottery procedures.
 
-Groups follow PAPER_NOTES §1: for a weight of shape (out, in, ...) **column j** is W[:, j]
+Groups follow docs/METHOD.md §1: for a weight of shape (out, in, ...) **column j** is W[:, j]
 (Linear: the weights leaving input neuron j; Conv2d: the (out, kh, kw) slab of input channel j)
 and **row i** is W[i] (output neuron / filter i). A group is removed when all its weights are 0.
 """
