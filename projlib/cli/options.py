@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,6 +41,7 @@ from projlib.measure.carbon import CarbonBackend, known_countries
 from projlib.projections import constraint_names
 from projlib.sweep import TRAIN_OPTION_NAMES, PointSettings, SweepConfig, resolve_device
 from projlib.sweep.warmup import AUTO
+from projlib.training import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,19 +63,20 @@ __all__ = [
     "EXECUTORS",
 ]
 
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 DEFAULT_DB = Path("reports/greenbench.db")
 DEFAULT_REPORT = Path("reports/greenbench.html")
 EXECUTORS = ("local", "ray")
 DEFAULT_COUNTRY = "FRA"  # the paper's authors' grid; pass --country for yours
-DEFAULT_EPOCHS = 20
+DEFAULT_EPOCHS = _TRAIN_DEFAULTS["epochs"]
 # Bounds that keep a typo from allocating the machine away (`--seeds 1000000000`): a sweep
 # larger than DEFAULT_MAX_POINTS must be asked for with --max-points.
 MAX_SEEDS = 10_000
 DEFAULT_MAX_POINTS = 10_000
-# The CLI trains with the paper's plain step (SGD, gamma = 0.02, momentum 0.9) unless told
-# otherwise. On digits/mlp this reaches ~97% dense in 20 epochs (~0.5 s a point on one core),
-# where TrainConfig's library default (Adam 1e-3, batch 128) stays near 92%.
-DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {"optimizer": "sgd", "lr": 0.02, "batch_size": 32}
+# The training defaults are TrainConfig's (the paper's step): one set, in one place.
+DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {
+    k: _TRAIN_DEFAULTS[k] for k in ("optimizer", "lr", "batch_size")
+}
 DEFAULT_CONSTRAINTS = ("l1", "l21", "l11")
 # Radii used when none is given, per constraint. Tuned for the default digits/mlp sweep (the
 # constrained layer is mlp's 64x128 hidden matrix, whose l1 norm at init is ~360) from a 10-epoch

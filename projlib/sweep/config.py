@@ -43,6 +43,7 @@ TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
     f.name for f in fields(TrainConfig)
     if f.name not in _AXES | {"layer_sparsity", "device", "data_fingerprint"}
 )
+_DEFAULT_EPOCHS: int = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
 # Bumped when the meaning of a config field changes, so old rows are not silently reused.
 _HASH_VERSION = "greenbench-point-v1"
 
@@ -117,7 +118,7 @@ class SweepConfig:
     radii: tuple[float, ...] = ()
     radii_by_constraint: tuple[tuple[str, tuple[float, ...]], ...] = ()
     seeds: tuple[int, ...] = (0,)
-    epochs: int = 10
+    epochs: int = _DEFAULT_EPOCHS
     device: str = "cpu"
     options: tuple[tuple[str, Any], ...] = ()
 

@@ -64,6 +64,10 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 class TrainConfig:
     """A training run: dataset x model x procedure (x constraint, radius) and its options.
 
+    The defaults are the paper's plain step, and the only defaults in the package (the CLI
+    reads them from here): SGD with momentum 0.9 at step 0.02, minibatch 32, 20 epochs. On
+    digits/mlp that reaches ~97 % dense (Adam 1e-3 at batch 128 stayed near 92 %).
+
     procedure: "dense" (no constraint), "projected" (projection after every optimizer step),
     "lottery" (projected phase 1 -> mask of the projected weights -> rewind to the initial
     weights -> masked retrain) or "magnitude" (Frankle & Carbin baseline: dense phase 1 ->
@@ -86,11 +90,11 @@ class TrainConfig:
     constraint: str | None = None
     radius: float | None = None
     groups: str = "columns"
-    epochs: int = 10
+    epochs: int = 20
     retrain_epochs: int | None = None
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.02
+    batch_size: int = 32
     seed: int = 0
     device: str = "cpu"
     layers: tuple[str, ...] | None = None

@@ -1,17 +1,23 @@
 """A point's time does not depend on its place in the sweep: the default sweep run forward and
-reversed, each order in a fresh interpreter (cold, like a real sweep), gives the same seconds per
-epoch per point (within 25 %, median within 10 %). Before one-off costs moved to the warm-up,
-the first l11 point of a process took 12x its later siblings (numba compiling inside its
-window)."""
+reversed, each order in a fresh interpreter (cold, like a real sweep). Before one-off costs
+moved to the warm-up, the first l11 point of a process took 12x its later siblings and the first
+l1/l21 points 3-4x (compilation inside their window).
+
+The 25 % per-point target is a performance figure and lives in `benchmarks/point_order.py`
+(quiet machine, figures in the notes); this test checks the property with a bound that load on a
+shared 2-core machine cannot break but an order effect does: no point 2x slower in one order."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import statistics
 from pathlib import Path
 
 import pytest
 
+_BOUND = 2.0
+_MEDIAN_BOUND = 1.25
 _SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "point_order.py"
 
 
@@ -33,8 +39,8 @@ def test_per_point_time_does_not_depend_on_sweep_order() -> None:
     attempts = [_ratios(po)]
     # One retry against a noisy neighbour on a 2-core machine: an order effect (work that
     # belongs to the warm-up landing in a window) reproduces on every attempt; noise does not.
-    if any(abs(r - 1) > po.POINT_TOLERANCE for r in attempts[0]):
+    if any(not 1 / _BOUND <= r <= _BOUND for r in attempts[0]):
         attempts.append(_ratios(po))
-    best = [min(rs, key=lambda r: abs(r - 1)) for rs in zip(*attempts, strict=True)]
-    assert all(1 / (1 + po.POINT_TOLERANCE) <= r <= 1 + po.POINT_TOLERANCE for r in best), best
-    assert abs(statistics.median(best) - 1) <= po.MEDIAN_TOLERANCE, best
+    best = [min(rs, key=lambda r: abs(math.log(r))) for rs in zip(*attempts, strict=True)]
+    assert all(1 / _BOUND <= r <= _BOUND for r in best), best
+    assert 1 / _MEDIAN_BOUND <= statistics.median(best) <= _MEDIAN_BOUND, best
