@@ -16,9 +16,11 @@ import logging
 import time
 from typing import Any
 
-from projlib.measure.types import ESTIMATE_METHOD, BackendStatus, DeviceEnergy
+from projlib.measure.types import ESTIMATE_METHOD, BackendReading, BackendStatus, DeviceEnergy
 
 JOULES_PER_KWH = 3.6e6
+#: Names CodeCarbon's figures in ``EnergyResult.carbon_method``.
+CARBON_SOURCE = "CodeCarbon offline"
 
 
 def _quiet_codecarbon() -> None:
@@ -38,6 +40,7 @@ class CarbonBackend:
     """CodeCarbon offline estimate of machine energy and carbon over a window."""
 
     name = "codecarbon"
+    measures = False  # a load x TDP model: shown as an estimate, never summed with measurements
 
     def __init__(self, country_iso_code: str) -> None:
         if not (isinstance(country_iso_code, str) and len(country_iso_code) == 3
@@ -75,6 +78,10 @@ class CarbonBackend:
             self.name, True,
             f"offline estimate, {self.country_iso_code} at {intensity:g} gCO2eq/kWh")
 
+    def min_window_s(self) -> float:
+        """An estimate has no counter period to wait for."""
+        return 0.0
+
     def _ensure_tracker(self) -> None:
         if self._tracker is not None:
             return
@@ -104,8 +111,17 @@ class CarbonBackend:
         except Exception as exc:  # a carbon estimate must never abort the measured work
             self._error = f"CodeCarbon failed to start: {exc!r}"
 
-    def end(self) -> tuple[DeviceEnergy, float | None]:
-        """Return the machine-energy estimate and CodeCarbon's carbon estimate in grams."""
+    def end(self, window_s: float) -> BackendReading:
+        """The machine-energy estimate, CodeCarbon's carbon estimate (g) and its grid intensity.
+
+        The ``machine`` row's ``window_s`` is the length of the CodeCarbon task, timed here from
+        :meth:`begin`, not the meter's ``window_s``: the estimate covers the task.
+        """
+        machine, carbon_g = self._estimate()
+        return BackendReading((machine,), carbon_g, self.intensity_g_per_kwh, CARBON_SOURCE,
+                              machine.note)
+
+    def _estimate(self) -> tuple[DeviceEnergy, float | None]:
         data = None
         if self._error is None:
             try:

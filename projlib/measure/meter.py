@@ -5,8 +5,10 @@
         ...work...
     win.result  # EnergyResult
 
-Backends (``nvml``, ``rapl``, ``codecarbon``) are probed lazily on the first window and cached;
-a backend that fails its probe is replaced by an :class:`UnavailableBackend` holding the reason.
+Backends (``nvml``, ``rapl``, ``codecarbon``, plus any ``extra_backends``) all implement
+:class:`~projlib.measure.backend.EnergyBackend`; they are probed lazily on the first window and
+cached, and a backend that is disabled or fails its probe is replaced by an
+:class:`UnavailableBackend` holding the reason. The meter runs one loop over that list.
 Carbon: measured energy (NVML + RAPL) x CodeCarbon's offline grid intensity when something was
 measured, else CodeCarbon's own estimate (labelled so), else ``None``.
 Idle baseline: :meth:`EnergyMeter.measure_idle` reads each device's idle power over an idle
@@ -23,15 +25,17 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
+from projlib.measure.backend import EnergyBackend
 from projlib.measure.carbon import JOULES_PER_KWH, CarbonBackend
 from projlib.measure.nvml import NvmlBackend
 from projlib.measure.rapl import DEFAULT_ROOT, RaplBackend
 from projlib.measure.types import (
     MEASURED_METHODS,
+    BackendReading,
     BackendStatus,
     DeviceEnergy,
     DeviceIdle,
@@ -42,7 +46,15 @@ from projlib.measure.types import (
 )
 from projlib.measure.unavailable import UnavailableBackend
 
-BACKEND_NAMES = ("nvml", "rapl", "codecarbon")
+#: How each built-in backend is made from a :class:`MeterConfig` (nothing is probed here), in
+#: the order a window reports them.
+_FACTORIES: dict[str, Callable[[MeterConfig], EnergyBackend]] = {
+    "nvml": lambda cfg: NvmlBackend(cfg.sample_hz, cfg.counter_period_s),
+    "rapl": lambda cfg: RaplBackend(cfg.rapl_root),
+    "codecarbon": lambda cfg: CarbonBackend(cfg.country_iso_code),
+}
+BACKEND_NAMES = tuple(_FACTORIES)
+DISABLED = "disabled in MeterConfig.backends"
 
 
 @dataclass(frozen=True)
@@ -104,58 +116,63 @@ class EnergyMeter:
                  backends: tuple[str, ...] = BACKEND_NAMES, sample_hz: float = 20.0,
                  counter_period_s: float = 0.1, rapl_root: str = DEFAULT_ROOT,
                  idle_baseline_s: float = 0.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 extra_backends: Sequence[EnergyBackend] = ()) -> None:
         """Settings as in :class:`MeterConfig`; nothing is probed until the first window.
 
         ``clock`` (seconds, default ``time.time``) stamps idle baselines and ages them in
-        :meth:`ensure_idle_baseline`; tests inject a fake one.
+        :meth:`ensure_idle_baseline`; tests inject a fake one. ``extra_backends`` are backend
+        instances (any :class:`EnergyBackend`) read in every window besides the built-in ones
+        named in ``backends``; their names must differ from those and from each other. They
+        are closed by :meth:`close` and used again by the next window.
         """
         self.config = MeterConfig(country_iso_code, backends, sample_hz, counter_period_s,
                                   rapl_root, idle_baseline_s)
-        self._backends: list | None = None
-        self._carbon: CarbonBackend | None = None
+        extra = tuple(extra_backends)
+        for b in extra:
+            if not isinstance(b, EnergyBackend):
+                raise TypeError(f"extra_backends must implement EnergyBackend "
+                                f"(got {type(b).__name__})")
+        names = [b.name for b in extra]
+        if len(set(names)) < len(names) or set(names) & set(BACKEND_NAMES):
+            raise ValueError(f"extra_backends names must be distinct and not in {BACKEND_NAMES} "
+                             f"(got {names})")
+        self._extra = extra
+        self._backends: list[EnergyBackend] | None = None
         self._clock = clock
         #: The last idle baseline measured (``None`` until :meth:`measure_idle` runs).
         self.idle_baseline: IdleBaseline | None = None
         self._t0: float | None = None
 
     # -- backends ---------------------------------------------------------------------------
-    def _make_backends(self) -> None:
-        cfg = self.config
-        makers = {
-            "nvml": lambda: NvmlBackend(cfg.sample_hz, cfg.counter_period_s),
-            "rapl": lambda: RaplBackend(cfg.rapl_root),
-        }
-        self._backends = []
-        for name in ("nvml", "rapl"):
-            backend = makers[name]() if name in cfg.backends else None
-            if backend is None:
-                self._backends.append(UnavailableBackend(name, "disabled in MeterConfig.backends"))
-            elif backend.status().available:
-                self._backends.append(backend)
-            else:
-                self._backends.append(UnavailableBackend(name, backend.status().reason))
-        if "codecarbon" in cfg.backends:
-            carbon = CarbonBackend(cfg.country_iso_code)
-            self._carbon = carbon if carbon.status().available else None
-            self._carbon_status = carbon.status()
-        else:
-            self._carbon_status = BackendStatus("codecarbon", False,
-                                                "disabled in MeterConfig.backends")
+    def _all(self) -> list[EnergyBackend]:
+        """Every backend of this meter, probed on the first call: measuring ones first.
+
+        The order is the window's nesting, innermost first: :meth:`_begin` begins them last to
+        first and :meth:`_end` ends them first to last, so the measuring backends sit tightest
+        around the work and CodeCarbon (whose first begin builds its tracker) wraps them.
+        """
+        if self._backends is None:
+            cfg = self.config
+            made = [(make(cfg), name in cfg.backends) for name, make in _FACTORIES.items()]
+            made += [(b, True) for b in self._extra]
+            self._backends = sorted((_probed(b, enabled) for b, enabled in made),
+                                    key=lambda b: not b.measures)
+        return self._backends
+
+    def _live(self) -> list[EnergyBackend]:
+        """The backends that measure (not estimate) and passed their probe."""
+        return [b for b in self._all() if b.measures and b.status().available]
 
     def statuses(self) -> list[BackendStatus]:
         """Probe (once) and report every backend of this meter."""
-        if self._backends is None:
-            self._make_backends()
-        return [b.status() for b in self._backends] + [self._carbon_status]
+        return [b.status() for b in self._all()]
 
     def can_measure(self) -> bool:
         """True when at least one energy backend (NVML, RAPL) passed its probe.
 
         CodeCarbon does not count: its figure is an estimate, never summed into ``energy_j``.
         """
-        if self._backends is None:
-            self._make_backends()
         return bool(self._live())
 
     def min_window_s(self) -> float:
@@ -166,8 +183,6 @@ class EnergyMeter:
         can measure. Precision improves with length: a counter read at both edges is off by up to
         one update's energy, so ten periods give about 10 %.
         """
-        if self._backends is None:
-            self._make_backends()
         return max((b.min_window_s() for b in self._live()), default=0.0)
 
     def window(self) -> Window:
@@ -177,7 +192,7 @@ class EnergyMeter:
     def measure_idle(self, duration_s: float = 2.0) -> IdleBaseline:
         """Read every device's idle power over ``duration_s`` seconds of sleep; keep and return it.
 
-        Runs the energy backends a window uses (NVML, RAPL; not CodeCarbon, whose figure is a
+        Runs the measuring backends a window uses (NVML, RAPL; not CodeCarbon, whose figure is a
         model) around ``time.sleep(duration_s)`` in this process, so the process itself is idle
         but the rest of the machine is not controlled: run it when the machine is otherwise quiet.
         A device whose reading is missing or flagged ``short_window`` gets ``None`` and a reason.
@@ -190,25 +205,13 @@ class EnergyMeter:
         if self._t0 is not None:
             raise RuntimeError("cannot measure idle power while a window of this EnergyMeter "
                                "is open")
-        if self._backends is None:
-            self._make_backends()
-        live = self._live()
+        measuring = [b for b in self._all() if b.measures]
         window_s = 0.0
-        readings: dict[int, list[DeviceEnergy]] = {}
-        if live:
-            for b in live:
-                b.begin()
-            t0 = time.perf_counter()
+        if self.can_measure():  # else each is a stand-in, whose reading only says why
+            t0 = _begin_all(measuring)
             time.sleep(duration_s)
             window_s = time.perf_counter() - t0
-            readings = {id(b): b.end(window_s) for b in live}
-        devices: list[DeviceIdle] = []
-        for b in self._backends or []:
-            if isinstance(b, UnavailableBackend):
-                devices.append(DeviceIdle(b.name, "none", None, "unavailable", window_s,
-                                          f"no energy backend measures this device: {b.reason}"))
-            else:
-                devices.extend(_idle_of(d, window_s) for d in readings[id(b)])
+        devices = [_idle_of(d, window_s) for r in _end_all(measuring, window_s) for d in r]
         self.idle_baseline = IdleBaseline(tuple(devices), float(self._clock()), window_s)
         return self.idle_baseline
 
@@ -231,52 +234,39 @@ class EnergyMeter:
     def _begin(self) -> None:
         if self._t0 is not None:
             raise RuntimeError("a window of this EnergyMeter is already open")
-        if self._backends is None:
-            self._make_backends()
+        backends = self._all()
         if self.idle_baseline is None and self.config.idle_baseline_s > 0:
             self.measure_idle(self.config.idle_baseline_s)
-        if self._carbon is not None:
-            self._carbon.begin()  # first call builds the tracker: keep it outside the timing
-        for b in self._live():
-            b.begin()
-        self._t0 = time.perf_counter()
-
-    def _live(self) -> list:
-        return [b for b in self._backends or [] if not isinstance(b, UnavailableBackend)]
+        self._t0 = _begin_all(backends)
 
     def _end(self) -> EnergyResult:
         if self._t0 is None:
             raise RuntimeError("no window of this EnergyMeter is open")
         window_s = time.perf_counter() - self._t0
         self._t0 = None
-        devices: list[DeviceEnergy] = []
-        for b in self._backends or []:
-            if isinstance(b, UnavailableBackend):
-                devices.append(b.result(window_s))
-            else:
-                devices.extend(b.end(window_s))
-        carbon_est_g, carbon_note = None, self._carbon_status.reason
-        if self._carbon is not None:
-            estimate, carbon_est_g = self._carbon.end()
-            devices.append(estimate)
-            carbon_note = estimate.note
+        readings = _end_all(self._all(), window_s)
+        devices = [d for r in readings for d in r]
         if self.idle_baseline is not None:
             devices = [self._with_idle(d) for d in devices]
-        return self._assemble(window_s, devices, carbon_est_g, carbon_note)
+        return self._assemble(window_s, devices, readings)
 
     def _assemble(self, window_s: float, devices: list[DeviceEnergy],
-                  carbon_est_g: float | None, carbon_note: str) -> EnergyResult:
+                  readings: list[BackendReading]) -> EnergyResult:
         measured_j = total_measured_j(devices)
         iso = self.config.country_iso_code
-        intensity = self._carbon.intensity_g_per_kwh if self._carbon is not None else None
-        if measured_j is not None and intensity is not None:
+        rated = next((r for r in readings if r.carbon_intensity_g_per_kwh is not None), None)
+        estimated = next((r for r in readings if r.carbon_g is not None), None)
+        intensity = rated.carbon_intensity_g_per_kwh if rated is not None else None
+        if measured_j is not None and rated is not None:
             carbon_g: float | None = measured_j / JOULES_PER_KWH * intensity
-            carbon_method = f"measured energy x CodeCarbon offline intensity ({iso})"
-        elif carbon_est_g is not None:
-            carbon_g, carbon_method = carbon_est_g, f"CodeCarbon offline estimate ({iso})"
+            carbon_method = f"measured energy x {rated.carbon_source} intensity ({iso})"
+        elif estimated is not None:
+            carbon_g = estimated.carbon_g
+            carbon_method = f"{estimated.carbon_source} estimate ({iso})"
         else:
             carbon_g = None
-            carbon_method = f"unavailable: {carbon_note}"
+            notes = "; ".join(r.carbon_note for r in readings if r.carbon_note)
+            carbon_method = f"unavailable: {notes or 'no backend gives carbon'}"
         shown = [d for d in devices if d.method != "unavailable"]
         above_j, idle_w, idle_note = self._idle_totals(devices, measured_j)
         return EnergyResult(
@@ -319,15 +309,13 @@ class EnergyMeter:
         return above_j, idle_w, "; ".join(notes)
 
     def close(self) -> None:
-        """Release NVML and the CodeCarbon tracker; the meter re-probes if used again.
+        """Release every backend (NVML, the CodeCarbon tracker); the meter re-probes if used again.
 
         The idle baseline is kept (it describes the hardware, not the handles); it ages as usual.
         """
-        for b in self._live():
+        for b in self._backends or []:
             b.close()
-        if self._carbon is not None:
-            self._carbon.close()
-        self._backends, self._carbon = None, None
+        self._backends = None
 
     def __enter__(self) -> EnergyMeter:
         return self
@@ -350,15 +338,43 @@ def probe_backends(rapl_root: str = DEFAULT_ROOT, country_iso_code: str = "FRA",
 
 @functools.lru_cache(maxsize=8)
 def _probe_cached(rapl_root: str, country_iso_code: str) -> tuple[BackendStatus, ...]:
-    nvml = NvmlBackend()
-    statuses = (nvml.status(), RaplBackend(rapl_root).status(),
-                CarbonBackend(country_iso_code).status())
-    nvml.close()
+    cfg = MeterConfig(country_iso_code, rapl_root=rapl_root)
+    backends = [make(cfg) for make in _FACTORIES.values()]
+    statuses = tuple(b.status() for b in backends)
+    for b in backends:
+        b.close()
     return statuses
+
+
+def _probed(backend: EnergyBackend, enabled: bool) -> EnergyBackend:
+    """``backend`` when enabled and its probe passes, else its stand-in (a failed one is closed
+    first: a partial probe may hold a handle)."""
+    if not enabled:
+        return UnavailableBackend.replacing(backend, DISABLED)
+    status = backend.status()
+    if status.available:
+        return backend
+    backend.close()
+    return UnavailableBackend.replacing(backend, status.reason)
+
+
+def _begin_all(backends: list[EnergyBackend]) -> float:
+    """Begin ``backends`` last to first (the first is innermost); the window starts now."""
+    for b in reversed(backends):
+        b.begin()
+    return time.perf_counter()
+
+
+def _end_all(backends: list[EnergyBackend], window_s: float) -> list[BackendReading]:
+    """End ``backends`` first to last; one reading each, in order."""
+    return [b.end(window_s) for b in backends]
 
 
 def _idle_of(d: DeviceEnergy, window_s: float) -> DeviceIdle:
     """Idle power of one device from its idle-window reading; ``None`` with a reason if unusable."""
+    if d.method == "unavailable":
+        return DeviceIdle(d.name, d.kind, None, d.method, window_s,
+                          f"no energy backend measures this device: {d.note}")
     if d.short_window:
         reason = "window too short" + (f": {d.note}" if d.note else
                                        " for this device's update period")

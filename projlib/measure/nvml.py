@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from projlib.measure.types import BackendStatus, DeviceEnergy
+from projlib.measure.types import BackendReading, BackendStatus, DeviceEnergy
 
 #: Power samples (edges included) a ``power-integral`` window needs to count as long enough in
 #: :meth:`NvmlBackend.min_window_s`: at 20 Hz that is 0.5 s.
@@ -38,6 +38,7 @@ class NvmlBackend:
     """Per-GPU energy from NVML; probing is lazy and cached (``status()``)."""
 
     name = "nvml"
+    measures = True
 
     def __init__(self, sample_hz: float = 20.0, counter_period_s: float = 0.1) -> None:
         if not sample_hz >= 10.0:
@@ -150,17 +151,15 @@ class NvmlBackend:
         while not self._stop.wait(period_s):
             self._sample_all()
 
-    def end(self, window_s: float) -> list[DeviceEnergy]:
+    def end(self, window_s: float) -> BackendReading:
         """Stop sampling, read the counters and return one entry per GPU."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
             self._sample_all()  # the window's right edge
-        out = []
-        for name, handle, method in self._devices:
-            out.append(self._device_result(name, handle, method, window_s))
-        return out
+        return BackendReading(tuple(self._device_result(name, handle, method, window_s)
+                                    for name, handle, method in self._devices))
 
     def _device_result(self, name: str, handle: Any, method: str, window_s: float) -> DeviceEnergy:
         if method == "counter":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from projlib.measure.types import BackendStatus, DeviceEnergy
+from projlib.measure.types import BackendReading, BackendStatus, DeviceEnergy
 
 DEFAULT_ROOT = "/sys/class/powercap"
 #: RAPL updates its energy status registers about every 976 microseconds.
@@ -34,6 +34,7 @@ class RaplBackend:
     """Energy of each package (and DRAM) zone; probing is lazy and cached."""
 
     name = "rapl"
+    measures = True
 
     def __init__(self, root: str | os.PathLike[str] = DEFAULT_ROOT) -> None:
         if not isinstance(root, (str, os.PathLike)):
@@ -98,7 +99,7 @@ class RaplBackend:
             except (OSError, ValueError) as exc:
                 self._errors[label] = f"read failed at window start: {exc}"
 
-    def end(self, window_s: float) -> list[DeviceEnergy]:
+    def end(self, window_s: float) -> BackendReading:
         out = []
         short = window_s < RAPL_UPDATE_PERIOD_S
         for label, kind, path, max_range in self._zones:
@@ -126,7 +127,7 @@ class RaplBackend:
                 note = (note + "; " if note else "") + (
                     "window longer than the shortest wrap time: extra wraps undetectable")
             out.append(DeviceEnergy(label, kind, delta_uj / 1e6, "rapl", 2, window_s, short, note))
-        return out
+        return BackendReading(tuple(out))
 
     def close(self) -> None:
         """Nothing is held open between reads."""

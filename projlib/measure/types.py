@@ -7,6 +7,7 @@ carries its method, its sample count and its window length so a report can say h
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,30 @@ class DeviceEnergy:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BackendReading:
+    """What one backend read over one window (see :class:`projlib.measure.backend.EnergyBackend`).
+
+    ``devices`` holds one row per device the backend covers (none for a stand-in of an estimating
+    backend). The carbon fields are for a backend that also knows carbon (CodeCarbon):
+    ``carbon_g`` is its own estimate for the window (g CO2eq), ``carbon_intensity_g_per_kwh`` the
+    grid intensity it applies (the meter multiplies *measured* energy by it), ``carbon_source``
+    names both in ``EnergyResult.carbon_method`` (e.g. ``"CodeCarbon offline"``) and
+    ``carbon_note`` says why ``carbon_g`` is ``None``. All stay empty for a backend without carbon.
+
+    Iterating a reading yields its devices, so ``(gpu0,) = backend.end(window_s)`` unpacks it.
+    """
+
+    devices: tuple[DeviceEnergy, ...] = ()
+    carbon_g: float | None = None
+    carbon_intensity_g_per_kwh: float | None = None
+    carbon_source: str = ""
+    carbon_note: str = ""
+
+    def __iter__(self) -> Iterator[DeviceEnergy]:
+        return iter(self.devices)
 
 
 @dataclass(frozen=True)
