@@ -109,8 +109,11 @@ def report_provenance(
     db: Path, meter: Any | None = None, *, sweep_id: str | None = None, country: str | None = None
 ) -> dict[str, Any]:
     """The run-level provenance panel: energy backends (available or why not), software
-    versions of the process writing the report, where the data came from."""
+    versions of the process writing the report, where the data came from; and, under
+    "constraints", each registered constraint's report label and colour (the report reads
+    them from here: it does not import the projections)."""
     from projlib.measure import probe_backends
+    from projlib.projections import REGISTRY
     from projlib.sweep.provenance import git_sha, package_version
 
     statuses = meter.statuses() if meter is not None else probe_backends()
@@ -122,6 +125,9 @@ def report_provenance(
         ],
         "report_package_version": package_version(),
         "report_git_sha": git_sha(),
+        "constraints": {
+            name: {"label": spec.label, "colour": spec.colour} for name, spec in REGISTRY.items()
+        },
     }
     if sweep_id is not None:
         out["sweep_id"] = sweep_id

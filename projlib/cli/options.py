@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_REPORT",
     "DEFAULT_CONSTRAINTS",
     "DEFAULT_RADII",
+    "default_radii",
     "DEFAULT_EPOCHS",
     "DEFAULT_TRAIN_OPTIONS",
     "EXECUTORS",
@@ -77,19 +78,47 @@ DEFAULT_MAX_POINTS = 10_000
 DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {
     k: _TRAIN_DEFAULTS[k] for k in ("optimizer", "lr", "batch_size")
 }
+# The constraints swept when none is given (a choice of the CLI, not a property of each
+# constraint: what they are is in the registry, REGISTRY[name]).
 DEFAULT_CONSTRAINTS = ("l1", "l21", "l11")
-# Radii used when none is given, per constraint. Tuned for the default digits/mlp sweep (the
-# constrained layer is mlp's 64x128 hidden matrix, whose l1 norm at init is ~360) from a 10-epoch
-# scan: each list runs from "most groups removed, accuracy clearly down" to "close to dense", so
-# the default report shows a trade-off curve rather than three copies of one end of it.
-DEFAULT_RADII: dict[str, tuple[float, ...]] = {
-    "l1": (10.0, 30.0, 100.0),
-    "l21": (3.0, 10.0, 30.0),
-    "l1inf": (1.0, 3.0, 10.0),
-    "nuclear": (3.0, 10.0, 30.0),
-    "l11": (10.0, 30.0, 100.0),
-    "l1inf_bilevel": (1.0, 3.0, 10.0),
-}
+_DEFAULT_MODELS: tuple[str, ...] = next(f.default for f in fields(SweepConfig)
+                                        if f.name == "models")
+
+
+def default_radii(constraint: str, models: Sequence[str] = _DEFAULT_MODELS) -> tuple[float, ...]:
+    """Radii swept for ``constraint`` when none is given: its registry spec's defaults for each
+    swept model (``spec.radii_for(model)``: the model's own entry, else the model-agnostic
+    one), merged and sorted; () for an unknown name. Read from the registry at call time."""
+    from projlib.projections import REGISTRY
+
+    spec = REGISTRY.get(constraint) if isinstance(constraint, str) else None
+    if spec is None:
+        return ()
+    return tuple(sorted({r for m in models if isinstance(m, str) for r in spec.radii_for(m)}))
+
+
+class _DefaultRadii(Mapping[str, tuple[float, ...]]):
+    """``DEFAULT_RADII[name]``: the default radii of the default model (digits/mlp) for every
+    registered constraint, read from the registry on each access (never a stale copy)."""
+
+    def __getitem__(self, name: str) -> tuple[float, ...]:
+        radii = default_radii(name)
+        if not radii:
+            raise KeyError(name)
+        return radii
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n in constraint_names() if default_radii(n)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+# Kept for the imports that predate the registry's default radii (a live view of them).
+DEFAULT_RADII: Mapping[str, tuple[float, ...]] = _DefaultRadii()
 
 _LIST_KEYS = ("dataset", "model", "procedure", "constraint")
 _SCALAR_KEYS = ("seeds", "epochs", "device", "executor", "ray_address", "gpus_per_task", "db",
@@ -259,9 +288,10 @@ def resolve_run_options(
             f"({', '.join(constraints)})"
         )
     if not shared and not by:
-        # No radius anywhere: the built-in per-constraint defaults (unknown names are caught
-        # by SweepConfig with the list of valid ones).
-        by = {c: list(DEFAULT_RADII[c]) for c in constraints if c in DEFAULT_RADII}
+        # No radius anywhere: each constraint's registry defaults for the swept models
+        # (unknown names are caught by SweepConfig with the list of valid ones).
+        models = axes["model"] or list(_DEFAULT_MODELS)
+        by = {c: list(default_radii(c, models)) for c in constraints if default_radii(c, models)}
 
     seeds = _pick(cli, file, "seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
@@ -366,7 +396,8 @@ def _check_sweep_size(
 ) -> None:
     # Counted before anything is expanded, so an absurd product costs nothing to refuse.
     sparse = [p for p in axes["procedure"] or ["projected"] if p != "dense"]
-    radii = sum(len(by.get(c, shared) or DEFAULT_RADII.get(c, ())) for c in constraints)
+    models = axes["model"] or list(_DEFAULT_MODELS)
+    radii = sum(len(by.get(c, shared) or default_radii(c, models)) for c in constraints)
     per_seed = 1 + len(sparse) * radii
     total = len(axes["dataset"] or [0]) * len(axes["model"] or [0]) * n_seeds * per_seed
     if total > max_points:

@@ -19,6 +19,7 @@ from projlib.cli.common import (
     write_report,
 )
 from projlib.cli.options import (
+    DEFAULT_CONSTRAINTS,
     DEFAULT_DB,
     DEFAULT_REPORT,
     OptionError,
@@ -31,7 +32,10 @@ from projlib.training import DATASETS, MODELS
 
 __all__ = ["run"]
 
+# Help text only (computed at import: a constraint registered later is not listed here, but
+# it is accepted: the names are validated against the registry when the options are resolved).
 _CONSTRAINTS = ", ".join(constraint_names())
+_DEFAULT_CONSTRAINTS = ", ".join(DEFAULT_CONSTRAINTS)
 _DATASETS = ", ".join(DATASETS)
 _MODELS = ", ".join(MODELS)
 
@@ -52,7 +56,8 @@ def run(
     ] = None,
     constraint: Annotated[
         list[str] | None,
-        typer.Option(help=f"Constraint (repeatable): {_CONSTRAINTS}. (default: l1, l21, l11)"),
+        typer.Option(help=f"Constraint (repeatable): {_CONSTRAINTS}. "
+                          f"(default: {_DEFAULT_CONSTRAINTS})"),
     ] = None,
     radius: Annotated[
         list[str] | None,

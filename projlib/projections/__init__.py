@@ -6,6 +6,9 @@
 
 CPU tensors use numba kernels compiled on first use and cached on disk; call :func:`warmup`
 once (e.g. at program start, or in a benchmark's setup) to pay that compile time up front.
+
+A new constraint is one :class:`ProjectionSpec` (operator, norm, groupings, default radii,
+report label and colour) passed to :func:`register`; see ``registry``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from projlib.projections.grouped import (
 from projlib.projections.l1 import project_l1, project_simplex
 from projlib.projections.nuclear import project_nuclear
 from projlib.projections.registry import (
+    ANY_MODEL,
     REGISTRY,
     ProjectionSpec,
     constraint_names,
     project,
+    register,
+    unregister,
 )
 
 
@@ -39,7 +45,7 @@ def warmup() -> None:
         for shape in shapes:
             W = torch.randn(shape, generator=gen, dtype=dtype)
             for name in REGISTRY:
-                for groups in ("columns", "rows") if REGISTRY[name].grouped else ("columns",):
+                for groups in REGISTRY[name].groups or ("columns",):
                     project(W, name, 0.5, groups)
                     project(W, name, 1e6, groups)
         project_simplex(torch.randn(5, generator=gen, dtype=dtype), 1.0)
@@ -50,6 +56,7 @@ def warmup() -> None:
 
 
 __all__ = [
+    "ANY_MODEL",
     "REGISTRY",
     "ProjectionSpec",
     "constraint_names",
@@ -61,5 +68,7 @@ __all__ = [
     "project_l21",
     "project_nuclear",
     "project_simplex",
+    "register",
+    "unregister",
     "warmup",
 ]

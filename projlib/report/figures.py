@@ -7,7 +7,9 @@ an escaped ``<script>`` is shown literally and can never become markup.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -31,11 +33,16 @@ __all__ = [
     "layers_figure",
     "best_points",
     "constraint_colours",
+    "constraint_label",
 ]
 
-# Known constraint order (as in the projection registry) so colours are stable between
-# reports; unknown names follow in sorted order. The report must not import projections.
+# Constraint labels and colours come from the provenance dict (``provenance["constraints"]``,
+# name -> {"label", "colour"}, written from the projection registry by the CLI): the report
+# must not import projections. Without it (a report rebuilt from rows alone), constraints are
+# ordered as the built-in registry was and coloured from the palette in that order; names not
+# known either way follow in sorted order, with the palette colours no known one uses.
 _KNOWN_CONSTRAINTS = ("l1", "l21", "l1inf", "nuclear", "l11", "l1inf_bilevel")
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#17becf", "#bcbd22", "#7f7f7f")
 _SYMBOLS = {"projected": "circle", "lottery": "square", "magnitude": "diamond"}
@@ -106,11 +113,37 @@ class FigureSpec:
     caption: str | None = None
 
 
-def constraint_colours(points: Sequence[AggregatePoint]) -> dict[str, str]:
+Styles = Mapping[str, Any]  # provenance["constraints"]: name -> {"label": str, "colour": "#rrggbb"}
+
+
+def _style(styles: Styles | None, constraint: str, key: str) -> str | None:
+    entry = styles.get(constraint) if isinstance(styles, Mapping) else None
+    value = entry.get(key) if isinstance(entry, Mapping) else None
+    if not isinstance(value, str) or not value:
+        return None
+    if key == "colour" and not _HEX_COLOUR.fullmatch(value):
+        return None
+    return value
+
+
+def constraint_label(constraint: str, styles: Styles | None = None) -> str:
+    """The constraint's label from ``styles`` (unescaped), else its name."""
+    return _style(styles, constraint, "label") or constraint
+
+
+def constraint_colours(points: Sequence[AggregatePoint],
+                       styles: Styles | None = None) -> dict[str, str]:
+    """A colour per constraint of ``points``, in legend order: the order and colours of
+    ``styles`` (``provenance["constraints"]``), else the built-in order and the palette."""
     names = {p.constraint for p in points if p.constraint is not None}
-    ordered = [c for c in _KNOWN_CONSTRAINTS if c in names]
+    known = [c for c in styles if isinstance(c, str)] if isinstance(styles, Mapping) else []
+    known += [c for c in _KNOWN_CONSTRAINTS if c not in known]
+    ordered = [c for c in known if c in names]
     ordered += sorted(names - set(ordered))
-    return {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(ordered)}
+    fixed = {c: colour for c in ordered if (colour := _style(styles, c, "colour"))}
+    free = [c for c in _PALETTE if c not in {v.lower() for v in fixed.values()}] or _PALETTE
+    spare = itertools.cycle(free)
+    return {c: fixed.get(c) or next(spare) for c in ordered}
 
 
 def _symbols(points: Sequence[AggregatePoint]) -> dict[str, str]:
@@ -162,14 +195,15 @@ def _errors(values: Sequence[float | None]) -> dict[str, Any]:
 
 
 def pareto_figure(
-    points: Sequence[AggregatePoint], cost: CostAxis, fig_id: str, title: str, why_missing: str
+    points: Sequence[AggregatePoint], cost: CostAxis, fig_id: str, title: str, why_missing: str,
+    styles: Styles | None = None,
 ) -> FigureSpec:
     """Accuracy vs one cost: one colour per constraint, one symbol per procedure, the dense
     baseline as a black star, the non-dominated set (over all points) joined by a line."""
     usable = [p for p in points if p.mean(cost.metric) is not None]
     if not usable:
         return FigureSpec(fig_id, title, None, note=f"not measured: {why_missing}")
-    colours, symbols = constraint_colours(points), _symbols(points)
+    colours, symbols = constraint_colours(points, styles), _symbols(points)
     fig = go.Figure()
     series: dict[tuple[str, str], list[AggregatePoint]] = {}
     for p in usable:
@@ -186,7 +220,8 @@ def pareto_figure(
             error_x=_errors([p.std(cost.metric) for p in members]),
             error_y=_errors([p.std("test_accuracy") for p in members]),
             mode="markers",
-            name="dense baseline" if dense else f"{escape(constraint)} · {escape(procedure)}",
+            name="dense baseline" if dense
+            else f"{escape(constraint_label(constraint, styles))} · {escape(procedure)}",
             legendgroup="dense" if dense else escape(constraint),
             marker=dict(
                 color=_DENSE_COLOUR if dense else colours.get(constraint, "#7f7f7f"),
@@ -221,7 +256,8 @@ def pareto_figure(
     return FigureSpec(fig_id, title, fig, caption=caption)
 
 
-def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) -> FigureSpec:
+def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str,
+                   styles: Styles | None = None) -> FigureSpec:
     """Predicted (dense / structured MACCs) vs realised (dense / compacted latency at batch
     1) inference speed-up, a colour per constraint, with the y = x line of a perfect
     prediction."""
@@ -232,7 +268,7 @@ def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) ->
         return FigureSpec(fig_id, title, None,
                           note="not measured: no constrained point measured its inference "
                                "(greenbench run --measure-inference)")
-    colours, symbols = constraint_colours(points), _symbols(points)
+    colours, symbols = constraint_colours(points, styles), _symbols(points)
     fig = go.Figure()
     series: dict[tuple[str, str], list[AggregatePoint]] = {}
     for p in usable:
@@ -245,7 +281,8 @@ def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) ->
             x=[p.mean("speedup_predicted_maccs") for p in members],
             y=[p.mean("speedup_realised_latency") for p in members],
             error_y=_errors([p.std("speedup_realised_latency") for p in members]),
-            mode="markers", name=f"{escape(constraint)} · {escape(procedure)}",
+            mode="markers",
+            name=f"{escape(constraint_label(constraint, styles))} · {escape(procedure)}",
             marker=dict(color=colours.get(constraint, "#7f7f7f"),
                         symbol=symbols.get(procedure, "circle"), size=10),
             hovertext=[hover_text(p) + "<br>realised throughput speed-up: "
@@ -271,12 +308,13 @@ def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) ->
     return FigureSpec(fig_id, title, fig, caption=caption)
 
 
-def radius_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) -> FigureSpec:
+def radius_figure(points: Sequence[AggregatePoint], fig_id: str, title: str,
+                  styles: Styles | None = None) -> FigureSpec:
     """Accuracy vs radius, a line per (constraint, procedure); dense baseline as a dashed line."""
     constrained = [p for p in points if not p.is_dense and p.radius is not None]
     if not constrained:
         return FigureSpec(fig_id, title, None, note="no constrained points finished")
-    colours, symbols = constraint_colours(points), _symbols(points)
+    colours, symbols = constraint_colours(points, styles), _symbols(points)
     fig = go.Figure()
     series: dict[tuple[str, str], list[AggregatePoint]] = {}
     for p in constrained:
@@ -291,7 +329,7 @@ def radius_figure(points: Sequence[AggregatePoint], fig_id: str, title: str) -> 
             y=[p.mean("test_accuracy") for p in members],
             error_y=_errors([p.std("test_accuracy") for p in members]),
             mode="lines+markers",
-            name=f"{escape(constraint)} · {escape(procedure)}",
+            name=f"{escape(constraint_label(constraint, styles))} · {escape(procedure)}",
             line=dict(color=colours.get(constraint, "#7f7f7f")),
             marker=dict(symbol=symbols.get(procedure, "circle"), size=9),
             hovertext=[hover_text(p) for p in members],
@@ -350,12 +388,13 @@ def _layer_entries(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def layers_figure(
-    points: Sequence[AggregatePoint], accuracy_tolerance: float, fig_id: str, title: str
+    points: Sequence[AggregatePoint], accuracy_tolerance: float, fig_id: str, title: str,
+    styles: Styles | None = None,
 ) -> FigureSpec:
     """Removed vs kept groups per layer (input columns, or output rows for groups="rows") for
     the best point of each constraint, one panel per constraint, from the lowest seed."""
     best = best_points(points, accuracy_tolerance)
-    order = {c: i for i, c in enumerate(constraint_colours(points))}
+    order = {c: i for i, c in enumerate(constraint_colours(points, styles))}
     panels = [(c, p, _layer_entries(p.representative_row()))
               for c, p in sorted(best.items(), key=lambda kv: order.get(kv[0], 99))]
     panels = [t for t in panels if t[2]]
@@ -367,7 +406,8 @@ def layers_figure(
     fig = make_subplots(
         rows=nrows, cols=cols, horizontal_spacing=0.12, vertical_spacing=0.18,
         subplot_titles=[
-            f"<b>{escape(c)}</b><br>r={_fmt(p.radius)}, {escape(p.procedure)}, "
+            f"<b>{escape(constraint_label(c, styles))}</b><br>r={_fmt(p.radius)}, "
+            f"{escape(p.procedure)}, "
             f"acc {_fmt(p.mean('test_accuracy'), digits=3)}" for c, p, _ in panels
         ],
     )

@@ -221,6 +221,7 @@ def build_report(
     sections: list[str] = []
     nav: list[str] = []
     keys = sorted({(p.dataset, p.model) for p in points})
+    styles = provenance.get("constraints")  # name -> label, colour (from the registry)
     for s, (dataset, model) in enumerate(keys):
         members = [p for p in points if (p.dataset, p.model) == (dataset, model)]
         where = f"{dataset} · {model}"
@@ -228,20 +229,21 @@ def build_report(
             _figure_block(
                 pareto_figure(members, cost, f"fig-{s}-{cost.slug}",
                               f"{where}: accuracy vs {cost.title}",
-                              _why_missing(cost, rows, provenance)),
+                              _why_missing(cost, rows, provenance), styles),
                 f"pareto-{cost.slug}", figures)
             for cost in cost_axes(members, config.energy)
         ]
         blocks.append(_figure_block(
             speedup_figure(members, f"fig-{s}-speedup",
-                           f"{where}: predicted vs realised inference speed-up"),
+                           f"{where}: predicted vs realised inference speed-up", styles),
             "speedup", figures))
         blocks.append(_figure_block(
-            radius_figure(members, f"fig-{s}-radius", f"{where}: accuracy vs radius"),
+            radius_figure(members, f"fig-{s}-radius", f"{where}: accuracy vs radius", styles),
             "radius", figures))
         blocks.append(_figure_block(
             layers_figure(members, config.accuracy_tolerance, f"fig-{s}-layers",
-                          f"{where}: removed groups per layer, best point per constraint"),
+                          f"{where}: removed groups per layer, best point per constraint",
+                          styles),
             "layers", figures))
         nav.append(f'<a href="#sec-{s}">{escape(where)}</a>')
         sections.append(f'<section class="panel" id="sec-{s}"><h2>{escape(where)}</h2>'

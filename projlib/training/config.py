@@ -26,10 +26,12 @@ def _constraint_names() -> tuple[str, ...]:
     return tuple(constraint_names())
 
 
-def _is_grouped(name: str) -> bool:
+def _accepted_groups(name: str) -> tuple[str, ...]:
+    # The groupings the constraint's registry spec accepts ("columns", "rows") or () (then only
+    # the default "columns", which means nothing to it). Read at call time, like the names.
     from projlib.projections import REGISTRY
 
-    return bool(REGISTRY[name].grouped)
+    return tuple(REGISTRY[name].groups)
 
 
 # Upper bounds: far above any real run, low enough that a typo fails here with one line instead
@@ -158,7 +160,7 @@ class TrainConfig:
                 )
             return
         _check_choice("constraint", self.constraint, _constraint_names())
-        if self.groups != "columns" and not _is_grouped(self.constraint):
+        if self.groups != "columns" and self.groups not in _accepted_groups(self.constraint):
             raise ValueError(
                 f"groups does not apply to constraint={self.constraint!r}; leave it at 'columns'"
             )

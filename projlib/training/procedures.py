@@ -116,8 +116,8 @@ class _Runner:
             from projlib.projections import REGISTRY
 
             spec = REGISTRY[self.cfg.constraint]
-            # `groups` is only meaningful (and only accepted) for grouped operators.
-            kwargs = {"groups": self.cfg.groups} if spec.grouped else {}
+            # `groups` is only meaningful (and only accepted) where the spec lists it.
+            kwargs = {"groups": self.cfg.groups} if self.cfg.groups in spec.groups else {}
             self._project = functools.partial(spec.fn, radius=self.cfg.radius, **kwargs)
         with torch.no_grad():
             for n in names:

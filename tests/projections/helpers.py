@@ -1,23 +1,30 @@
-"""Shared helpers for the projection tests: constraint norms, group matrices, random weights."""
+"""Shared helpers for the projection tests: constraint norms, group matrices, random weights,
+and the property checks run over every constraint of the registry (also by the test of a
+constraint registered from outside the package, tests/test_toy_constraint.py)."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+from hypothesis import strategies as st
 
+from projlib.projections import _norms
 from projlib.projections._validate import group_shape
 
 SHAPES_1D = ((1,), (7,), (40,))
 SHAPES_2D = ((1, 1), (5, 3), (3, 8), (12, 10), (1, 9), (9, 1))
 SHAPES_4D = ((4, 3, 2, 2), (2, 5, 3, 1), (3, 2, 1, 1))
 ALL_SHAPES = SHAPES_1D + SHAPES_2D + SHAPES_4D
+DTYPES = (torch.float64, torch.float32)
+KINDS = ("normal", "ties", "sparse", "scaled")
+FRACTIONS = (0.0, 0.01, 0.1, 0.5, 0.9, 0.999, 1.5)
 
 
 def group_matrix(W: torch.Tensor, groups: str) -> torch.Tensor:
     """(G, m) matrix whose rows are the groups of ``W`` (PAPER_NOTES §1 convention)."""
-    A, G, B = group_shape(tuple(W.shape), groups)
-    return W.reshape(A, G, B).permute(1, 0, 2).reshape(G, A * B)
+    return _norms.group_matrix(W, groups)
 
 
 def mul_pow2(T: torch.Tensor, k: int) -> torch.Tensor:
@@ -38,31 +45,15 @@ def scale_exponent(T: torch.Tensor) -> int:
 
 
 def constraint_norm(W: torch.Tensor, name: str, groups: str = "columns") -> float:
-    """The norm whose ball the operator ``name`` maps into (float64).
+    """The norm whose ball the operator ``name`` maps into (float64): ``REGISTRY[name].norm``.
 
     Overflow/underflow safe: computed on ``W * 2**-e`` (max |entry| in [0.5, 1), exact) and
     scaled back, so tiny and huge entries give the true norm (inf only when it exceeds the
     float64 range).
     """
-    W = W.detach().cpu().to(torch.float64)
-    e = scale_exponent(W)
-    try:
-        return math.ldexp(_plain_norm(mul_pow2(W, -e), name, groups), e)
-    except OverflowError:
-        return math.inf
+    from projlib.projections import REGISTRY
 
-
-def _plain_norm(W: torch.Tensor, name: str, groups: str) -> float:
-    if name in ("l1", "l11"):
-        return float(W.abs().sum())
-    if name == "nuclear":
-        return float(torch.linalg.svdvals(W.reshape(W.shape[0], -1)).sum())
-    M = group_matrix(W, groups)
-    if name == "l21":
-        return float(torch.linalg.vector_norm(M, dim=1).sum())
-    if name in ("l1inf", "l1inf_bilevel"):
-        return float(M.abs().amax(dim=1).sum())
-    raise KeyError(name)
+    return REGISTRY[name].norm(W, groups)
 
 
 def make_weight(shape: tuple[int, ...], seed: int, kind: str, dtype: torch.dtype) -> torch.Tensor:
@@ -85,9 +76,11 @@ def tolerance(dtype: torch.dtype) -> float:
 
 
 def groups_for(name: str) -> tuple[str, ...]:
+    """The groupings ``name`` accepts: ``spec.groups``, or just the default for an ungrouped
+    constraint."""
     from projlib.projections import REGISTRY
 
-    return ("columns", "rows") if REGISTRY[name].grouped else ("columns",)
+    return REGISTRY[name].groups or ("columns",)
 
 
 def torch_path(W: torch.Tensor, name: str, radius: float, groups: str) -> torch.Tensor:
@@ -100,3 +93,70 @@ def torch_path(W: torch.Tensor, name: str, radius: float, groups: str) -> torch.
         return _torch_ops.project_nuclear(W.reshape(W.shape[0], -1), radius).reshape(W.shape)
     fn = getattr(_torch_ops, f"project_{name}")
     return fn(W.reshape(group_shape(tuple(W.shape), groups)), radius).reshape(W.shape)
+
+
+# ------------------------------------------------------- property checks of any constraint
+
+
+@st.composite
+def projection_cases(draw, names: tuple[str, ...]):
+    """(name, W, radius, groups): a registered constraint, a random weight of any accepted
+    shape, dtype and kind, one of its groupings, and a radius at a fraction of its norm."""
+    name = draw(st.sampled_from(names))
+    shape = draw(st.sampled_from(ALL_SHAPES))
+    groups = draw(st.sampled_from(groups_for(name)))
+    dtype = draw(st.sampled_from(DTYPES))
+    W = make_weight(shape, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(KINDS)), dtype)
+    radius = draw(st.sampled_from(FRACTIONS)) * constraint_norm(W, name, groups)
+    return name, W, radius, groups
+
+
+def check_feasible_and_on_boundary(name: str, W: torch.Tensor, radius: float,
+                                   groups: str) -> None:
+    """The result is in the ball, and on its boundary when W was outside."""
+    from projlib.projections import project
+
+    P = project(W, name, radius, groups)
+    tol = tolerance(W.dtype)
+    norm_p = constraint_norm(P, name, groups)
+    assert norm_p <= radius * (1 + tol) + 1e-300
+    if constraint_norm(W, name, groups) > radius:
+        assert norm_p == pytest.approx(radius, rel=max(tol, 1e-9), abs=1e-12)
+
+
+def check_shape_dtype_device_and_input(name: str, W: torch.Tensor, radius: float,
+                                       groups: str) -> None:
+    """A new tensor of W's shape, dtype and device; W untouched."""
+    from projlib.projections import project
+
+    before = W.clone()
+    P = project(W, name, radius, groups)
+    assert P.shape == W.shape and P.dtype == W.dtype and P.device == W.device
+    assert torch.equal(W, before)
+    assert P.data_ptr() != W.data_ptr()
+
+
+def check_fixed_point_inside(name: str, W: torch.Tensor, groups: str) -> None:
+    """A point inside the ball comes back bit for bit."""
+    from projlib.projections import project
+
+    radius = constraint_norm(W, name, groups) * 1.0001 + 1e-12
+    assert torch.equal(project(W, name, radius, groups), W)
+
+
+def check_idempotent(name: str, W: torch.Tensor, radius: float, groups: str) -> None:
+    """Projecting the projection changes nothing (up to rounding)."""
+    from projlib.projections import project
+
+    P = project(W, name, radius, groups)
+    Q = project(P, name, radius, groups)
+    scale = max(float(W.abs().max()), 1e-30)
+    assert float((P - Q).abs().max()) <= 10 * tolerance(W.dtype) * scale
+
+
+def check_radius_zero_gives_zeros(name: str, shape: tuple[int, ...]) -> None:
+    from projlib.projections import project
+
+    W = torch.randn(shape, dtype=torch.float64)
+    for groups in groups_for(name):
+        assert torch.equal(project(W, name, 0.0, groups), torch.zeros_like(W))

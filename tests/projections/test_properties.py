@@ -9,24 +9,22 @@ from hypothesis import strategies as st
 
 from projlib.projections import REGISTRY, constraint_names, project
 
-from .helpers import ALL_SHAPES, constraint_norm, groups_for, make_weight, tolerance
+from .helpers import (
+    check_feasible_and_on_boundary,
+    check_fixed_point_inside,
+    check_idempotent,
+    check_radius_zero_gives_zeros,
+    check_shape_dtype_device_and_input,
+    groups_for,
+    projection_cases,
+)
 
 NAMES = constraint_names()
 EXACT = tuple(n for n in NAMES if REGISTRY[n].exact)
-DTYPES = (torch.float64, torch.float32)
-KINDS = ("normal", "ties", "sparse", "scaled")
 
 
-@st.composite
-def cases(draw, names=NAMES):
-    name = draw(st.sampled_from(names))
-    shape = draw(st.sampled_from(ALL_SHAPES))
-    groups = draw(st.sampled_from(groups_for(name)))
-    dtype = draw(st.sampled_from(DTYPES))
-    W = make_weight(shape, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(KINDS)), dtype)
-    frac = draw(st.sampled_from((0.0, 0.01, 0.1, 0.5, 0.9, 0.999, 1.5)))
-    radius = frac * constraint_norm(W, name, groups)
-    return name, W, radius, groups
+def cases(names=NAMES):
+    return projection_cases(names)
 
 
 def test_registry_order_and_metadata():
@@ -37,47 +35,45 @@ def test_registry_order_and_metadata():
     assert {n for n in NAMES if REGISTRY[n].structured} == {"l21", "l1inf", "l11",
                                                             "l1inf_bilevel"}
     assert not REGISTRY["l1"].grouped and REGISTRY["l11"].grouped
+    assert {n for n in NAMES if REGISTRY[n].groups} == {n for n in NAMES if REGISTRY[n].grouped}
+    assert {REGISTRY[n].groups for n in NAMES} == {(), ("columns", "rows")}
+    assert REGISTRY["nuclear"].groups == ()
+
+
+def test_every_spec_has_a_norm_radii_label_and_a_distinct_colour():
+    W = torch.randn(6, 5, dtype=torch.float64)
+    for name, spec in REGISTRY.items():
+        assert spec.label and spec.colour.startswith("#") and len(spec.colour) == 7
+        radii = spec.radii_for("mlp")
+        assert radii and all(r > 0 for r in radii) and spec.radii_for("convnet")
+        for groups in groups_for(name):
+            assert spec.norm(W, groups) > 0
+    assert len({spec.colour for spec in REGISTRY.values()}) == len(REGISTRY)
 
 
 @settings(max_examples=150, deadline=None)
 @given(cases())
 def test_feasible_and_on_boundary_when_outside(case):
-    name, W, radius, groups = case
-    P = project(W, name, radius, groups)
-    tol = tolerance(W.dtype)
-    norm_p = constraint_norm(P, name, groups)
-    assert norm_p <= radius * (1 + tol) + 1e-300
-    if constraint_norm(W, name, groups) > radius:
-        assert norm_p == pytest.approx(radius, rel=max(tol, 1e-9), abs=1e-12)
+    check_feasible_and_on_boundary(*case)
 
 
 @settings(max_examples=100, deadline=None)
 @given(cases())
 def test_shape_dtype_device_preserved_and_input_untouched(case):
-    name, W, radius, groups = case
-    before = W.clone()
-    P = project(W, name, radius, groups)
-    assert P.shape == W.shape and P.dtype == W.dtype and P.device == W.device
-    assert torch.equal(W, before)
-    assert P.data_ptr() != W.data_ptr()
+    check_shape_dtype_device_and_input(*case)
 
 
 @settings(max_examples=100, deadline=None)
 @given(cases())
 def test_fixed_points_inside_are_returned_bit_for_bit(case):
     name, W, _, groups = case
-    radius = constraint_norm(W, name, groups) * 1.0001 + 1e-12
-    assert torch.equal(project(W, name, radius, groups), W)
+    check_fixed_point_inside(name, W, groups)
 
 
 @settings(max_examples=100, deadline=None)
 @given(cases())
 def test_idempotent(case):
-    name, W, radius, groups = case
-    P = project(W, name, radius, groups)
-    Q = project(P, name, radius, groups)
-    scale = max(float(W.abs().max()), 1e-30)
-    assert float((P - Q).abs().max()) <= 10 * tolerance(W.dtype) * scale
+    check_idempotent(*case)
 
 
 @settings(max_examples=60, deadline=None)
@@ -111,10 +107,7 @@ def test_non_expansive(case, seed):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("shape", [(6,), (4, 5), (3, 2, 2, 2)])
 def test_radius_zero_gives_zeros(name, shape):
-    W = torch.randn(shape, dtype=torch.float64)
-    for groups in groups_for(name):
-        P = project(W, name, 0.0, groups)
-        assert torch.equal(P, torch.zeros_like(W))
+    check_radius_zero_gives_zeros(name, shape)
 
 
 @pytest.mark.parametrize("name", NAMES)

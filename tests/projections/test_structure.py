@@ -8,27 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projlib.projections import REGISTRY, _torch_ops, constraint_names, project, warmup
-from projlib.projections._validate import group_shape
 
-from .helpers import ALL_SHAPES, constraint_norm, group_matrix, groups_for, make_weight
+from .helpers import (
+    ALL_SHAPES,
+    constraint_norm,
+    group_matrix,
+    groups_for,
+    make_weight,
+    torch_path,
+)
 
 STRUCTURED = tuple(n for n in constraint_names() if REGISTRY[n].structured)
-TORCH_PATH = {
-    "l21": _torch_ops.project_l21,
-    "l11": _torch_ops.project_l11,
-    "l1inf": _torch_ops.project_l1inf,
-    "l1inf_bilevel": _torch_ops.project_l1inf_bilevel,
-}
-
-
-def _torch_path(W: torch.Tensor, name: str, radius: float, groups: str) -> torch.Tensor:
-    """The pure-torch (GPU) implementation, run on whatever device W is on."""
-    if name == "l1":
-        return _torch_ops.project_l1(W, radius)
-    if name == "nuclear":
-        return _torch_ops.project_nuclear(W.reshape(W.shape[0], -1), radius).reshape(W.shape)
-    shape3 = group_shape(tuple(W.shape), groups)
-    return TORCH_PATH[name](W.reshape(shape3), radius).reshape(W.shape)
 
 
 def _alive_groups(P: torch.Tensor, groups: str) -> set[int]:
@@ -37,8 +27,9 @@ def _alive_groups(P: torch.Tensor, groups: str) -> set[int]:
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(STRUCTURED), st.sampled_from(ALL_SHAPES), st.integers(0, 10_000),
-       st.sampled_from(("columns", "rows")), st.sampled_from(("normal", "sparse", "ties")))
-def test_fewer_surviving_groups_as_radius_shrinks(name, shape, seed, groups, kind):
+       st.data(), st.sampled_from(("normal", "sparse", "ties")))
+def test_fewer_surviving_groups_as_radius_shrinks(name, shape, seed, data, kind):
+    groups = data.draw(st.sampled_from(groups_for(name)))
     W = make_weight(shape, seed, kind, torch.float64)
     full = constraint_norm(W, name, groups)
     previous = _alive_groups(W, groups)
@@ -106,7 +97,21 @@ def test_nuclear_acts_on_the_out_by_rest_matrix_of_a_conv_weight():
     P = project(W, "nuclear", 0.5 * float(s.sum()))
     s2 = torch.linalg.svdvals(P.reshape(5, -1))
     assert float(s2.sum()) == pytest.approx(0.5 * float(s.sum()), rel=1e-9)
-    assert torch.equal(project(W, "nuclear", 1.0, "rows"), project(W, "nuclear", 1.0))
+
+
+
+def test_nuclear_is_ungrouped_and_rejects_groups_like_l1():
+    """Registered without groupings, so "rows" is refused like for l1 (it used to be
+    accepted and ignored), by project, the registered operator and the norm alike."""
+    W = torch.randn(5, 3, 2, 2, dtype=torch.float64)
+    spec = REGISTRY["nuclear"]
+    assert spec.groups == () and not spec.grouped
+    for call in (lambda: project(W, "nuclear", 1.0, "rows"),
+                 lambda: spec.fn(W, 1.0, "rows"),
+                 lambda: spec.norm(W, "rows")):
+        with pytest.raises(ValueError, match="groups does not apply"):
+            call()
+    assert torch.equal(spec.fn(W, 1.0, "columns"), project(W, "nuclear", 1.0))
 
 
 @settings(max_examples=80, deadline=None)
@@ -119,7 +124,7 @@ def test_numba_cpu_path_agrees_with_pure_torch_path(name, shape, seed, frac, kin
     W = make_weight(shape, seed, kind, dtype)
     r = frac * constraint_norm(W, name, groups)
     got = project(W, name, r, groups)
-    ref = _torch_path(W, name, r, groups)
+    ref = torch_path(W, name, r, groups)
     tol = 1e-10 if dtype == torch.float64 else 2e-5
     scale = max(float(W.abs().max()), 1e-30)
     assert float((got.to(torch.float64) - ref.to(torch.float64)).abs().max()) <= tol * scale
@@ -148,7 +153,7 @@ def test_warmup_compiles_every_kernel_the_projections_use():
         for shape in ((50_001,), (40, 30), (6, 5, 3, 3)):
             W = torch.randn(shape, generator=gen, dtype=dtype)
             for name, spec in REGISTRY.items():
-                for groups in ("columns", "rows") if spec.grouped else ("columns",):
+                for groups in spec.groups or ("columns",):
                     for radius in (0.3, 10.0):
                         project(W, name, radius, groups)
     assert _compiled_signatures() == before
