@@ -11,8 +11,11 @@ from typing import Any, NoReturn
 
 import typer
 
+from projlib.measure import probe_backends
+from projlib.projections import REGISTRY
 from projlib.report import REPORT_GENERATOR, ReportConfig, build_report, is_greenbench_report
 from projlib.sweep import ResultsStore, StoreError
+from projlib.sweep.provenance import git_sha, package_version
 
 __all__ = [
     "EXIT_USAGE",
@@ -112,10 +115,6 @@ def report_provenance(
     versions of the process writing the report, where the data came from; and, under
     "constraints", each registered constraint's report label and colour (the report reads
     them from here: it does not import the projections)."""
-    from projlib.measure import probe_backends
-    from projlib.projections import REGISTRY
-    from projlib.sweep.provenance import git_sha, package_version
-
     statuses = meter.statuses() if meter is not None else probe_backends()
     out: dict[str, Any] = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -23,7 +24,10 @@ from projlib.cli.common import (
     write_report,
 )
 from projlib.cli.options import DEFAULT_DB, DEFAULT_REPORT
+from projlib.measure import probe_backends
 from projlib.report import ReportConfig
+from projlib.sweep.provenance import device_name, git_sha, package_version
+from projlib.training import DATASETS, DatasetError, DatasetNotFoundError, load_dataset
 
 __all__ = ["report", "runs", "env", "RUN_FORMATS"]
 
@@ -96,11 +100,6 @@ def env(
     data_dir: Annotated[Path | None, typer.Option(help="Where datasets are looked up.")] = None,
 ) -> None:
     """Devices, energy backends (available or why not) and the datasets found offline."""
-    import torch
-
-    from projlib.measure import probe_backends
-    from projlib.sweep.provenance import device_name, git_sha, package_version
-    from projlib.training import DATASETS, DatasetError, DatasetNotFoundError, load_dataset
 
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"greenbench {package_version()}  git {git_sha() or 'n/a'}")

@@ -37,8 +37,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
+
 from projlib.measure.carbon import CarbonBackend, known_countries
-from projlib.projections import constraint_names
+from projlib.projections import REGISTRY, constraint_names
 from projlib.sweep import TRAIN_OPTION_NAMES, PointSettings, SweepConfig, resolve_device
 from projlib.sweep.warmup import AUTO
 from projlib.training import TrainConfig
@@ -89,8 +91,6 @@ def default_radii(constraint: str, models: Sequence[str] = _DEFAULT_MODELS) -> t
     """Radii swept for ``constraint`` when none is given: its registry spec's defaults for each
     swept model (``spec.radii_for(model)``: the model's own entry, else the model-agnostic
     one), merged and sorted; () for an unknown name. Read from the registry at call time."""
-    from projlib.projections import REGISTRY
-
     spec = REGISTRY.get(constraint) if isinstance(constraint, str) else None
     if spec is None:
         return ()
@@ -324,8 +324,6 @@ def resolve_run_options(
         # Ray hides every GPU from a task that did not ask for one (CUDA_VISIBLE_DEVICES="").
         raise OptionError("--gpus-per-task: must be > 0 for --device cuda with --executor ray")
     if device == "cuda" and executor == "local":
-        import torch
-
         if not torch.cuda.is_available():
             raise OptionError("--device: cuda requested but torch sees no CUDA device")
 

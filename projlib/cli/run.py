@@ -27,8 +27,12 @@ from projlib.cli.options import (
     load_toml,
     resolve_run_options,
 )
+from projlib.cli.progress import RichSweepObserver
+from projlib.measure import EnergyMeter
 from projlib.projections import constraint_names
-from projlib.training import DATASETS, MODELS
+from projlib.sweep import ResultsStore, StoreError, prepare_sweep, run_local, run_ray
+from projlib.sweep.runner import cached_dataset
+from projlib.training import DATASETS, MODELS, DatasetError, DatasetNotFoundError
 
 __all__ = ["run"]
 
@@ -148,7 +152,7 @@ def run(
     _check_datasets(options)
     if options.executor == "ray":
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401, PLC0415 - optional dependency (the ray extra)
         except ImportError:
             fail("--executor: ray is not installed (pip install 'greenbench[ray]')")
     try:
@@ -162,8 +166,6 @@ def _check_datasets(options: RunOptions) -> None:
     # points; say it once, before anything is written. The data is read here, in the driver,
     # with any executor: its fingerprint is part of every point's identity (Ray workers check
     # that they read the same data).
-    from projlib.sweep.runner import cached_dataset
-    from projlib.training import DatasetError, DatasetNotFoundError
 
     shared = dict(options.sweep.options)
     for name in options.sweep.datasets:
@@ -188,8 +190,6 @@ def _check_db_target(path: Path) -> None:
 
 
 def _open_store(path: Path) -> Any:
-    from projlib.sweep import ResultsStore, StoreError
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return ResultsStore(path)
@@ -198,10 +198,6 @@ def _open_store(path: Path) -> Any:
 
 
 def _execute(options: RunOptions, console: Console) -> None:
-    from projlib.cli.progress import RichSweepObserver
-    from projlib.measure import EnergyMeter
-    from projlib.sweep import prepare_sweep, run_local, run_ray
-
     sweep = options.sweep
     store = _open_store(options.db)
     with store:

@@ -30,7 +30,7 @@ def _quiet_codecarbon() -> None:
 
 def carbon_intensity_g_per_kwh(country_iso_code: str) -> float | None:
     """Grid intensity CodeCarbon's offline mode uses for ``country_iso_code``; None if unknown."""
-    from codecarbon.input import DataSource
+    from codecarbon.input import DataSource  # noqa: PLC0415 - heavy (about 1 s to import), needed only when carbon is estimated
 
     row = DataSource().get_global_energy_mix_data().get(country_iso_code)
     return None if row is None else float(row["carbon_intensity"])
@@ -64,7 +64,7 @@ class CarbonBackend:
 
     def _probe(self) -> BackendStatus:
         try:
-            import codecarbon  # noqa: F401
+            import codecarbon  # noqa: F401, PLC0415 - heavy (about 1 s to import), needed only when carbon is estimated
         except ImportError as exc:
             return BackendStatus(self.name, False, f"codecarbon not importable: {exc}")
         _quiet_codecarbon()
@@ -85,7 +85,7 @@ class CarbonBackend:
     def _ensure_tracker(self) -> None:
         if self._tracker is not None:
             return
-        from codecarbon import OfflineEmissionsTracker
+        from codecarbon import OfflineEmissionsTracker  # noqa: PLC0415 - heavy (about 1 s to import), needed only when carbon is estimated
 
         _quiet_codecarbon()
         self._tracker = OfflineEmissionsTracker(
@@ -152,7 +152,7 @@ def known_countries() -> frozenset[str] | None:
     """ISO 3166-1 alpha-3 codes of CodeCarbon's offline energy-mix table
     (codecarbon/data/private_infra/global_energy_mix.json); None when codecarbon is missing."""
     try:
-        from codecarbon.input import DataSource
+        from codecarbon.input import DataSource  # noqa: PLC0415 - heavy (about 1 s to import), needed only when carbon is estimated
     except ImportError:
         return None
     return frozenset(DataSource().get_global_energy_mix_data())

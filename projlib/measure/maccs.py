@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from projlib import schema
 from projlib.measure.memory import csr_bytes, entropy_bytes
@@ -173,7 +174,7 @@ def thop_maccs(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
     tracks current torch and has fixed counting rules (adaptive pooling, norm families) since.
     """
     try:
-        import thop
+        import thop  # noqa: PLC0415 - heavy (it imports its own model zoo), needed only for the dense count
 
         probe = copy.deepcopy(model).eval()  # thop adds buffers/hooks: keep the caller's clean
         param = next(probe.parameters(), None)
@@ -188,8 +189,6 @@ def thop_maccs(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
 
 def torch_flop_maccs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """MACCs from ``torch.utils.flop_counter.FlopCounterMode`` (flops / 2), one sample."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     param = next(model.parameters(), None)
     x = torch.zeros((1, *input_shape), device=param.device if param is not None else "cpu",
                     dtype=param.dtype if param is not None else torch.float32)

@@ -66,7 +66,7 @@ class NvmlBackend:
 
     def _probe(self) -> BackendStatus:
         try:
-            import pynvml
+            import pynvml  # noqa: PLC0415 - guarded: a missing nvidia-ml-py is reported, not raised
         except ImportError as exc:  # nvidia-ml-py is a dependency, but say so if it is missing
             return BackendStatus(self.name, False, f"pynvml not importable: {exc}")
         try:

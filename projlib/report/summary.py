@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import ttest_1samp
 
 __all__ = [
     "BANDS_POINTS",
@@ -121,8 +122,6 @@ def _gap(first: BandEntry, second: BandEntry) -> Gap:
     low, high = _bootstrap_ci(diffs)
     p = None
     if not np.allclose(diffs, diffs[0], rtol=1e-9, atol=1e-12):
-        from scipy.stats import ttest_1samp
-
         p = float(ttest_1samp(diffs, 0.0).pvalue)
     elif abs(diffs[0]) > 1e-12:
         p = 0.0  # the same nonzero gap on every seed: no variance, the sign is certain

@@ -22,7 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import torch
+
+from projlib.projections import REGISTRY, constraint_names
 from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
+from projlib.training.datasets import DATASETS
+from projlib.training.models import MODELS, build_model
+from projlib.training.sparsity import select_layers
 
 __all__ = [
     "SweepConfig",
@@ -123,10 +129,6 @@ class SweepConfig:
     options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        from projlib.projections import constraint_names
-        from projlib.training.datasets import DATASETS
-        from projlib.training.models import MODELS
-
         set_ = object.__setattr__
         set_(self, "datasets", _names("dataset", self.datasets, tuple(DATASETS)))
         set_(self, "models", _names("model", self.models, tuple(MODELS)))
@@ -187,9 +189,6 @@ class SweepConfig:
     def _check_models_fit(self) -> None:
         # e.g. convnet's fc layer is sized for 28x28 inputs, or a `layers` pattern with a typo:
         # fail now, once, not once per point (the dense baseline included).
-        from projlib.training.datasets import DATASETS
-        from projlib.training.models import build_model
-        from projlib.training.sparsity import select_layers
 
         shared = dict(self.options)
         for d in self.datasets:
@@ -208,8 +207,6 @@ class SweepConfig:
     def points(self) -> list[TrainConfig]:
         """Expand to TrainConfigs: per (dataset, model, seed) the dense baseline first, then
         procedures x constraints x radii. Duplicates (same point_id) are dropped, order kept."""
-        from projlib.projections import REGISTRY
-
         shared = dict(self.options)
         out: dict[str, TrainConfig] = {}
         for d in self.datasets:
@@ -272,6 +269,5 @@ def resolve_device(device: str, executor: str = "local", gpus_per_task: float = 
         return device
     if executor == "ray":
         return "cuda" if gpus_per_task > 0 else "cpu"
-    import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

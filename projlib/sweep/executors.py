@@ -197,7 +197,7 @@ def run_ray(
     if gpus_per_task < 0 or cpus_per_task <= 0:
         raise ValueError("gpus_per_task must be >= 0 and cpus_per_task > 0")
     try:
-        import ray
+        import ray  # noqa: PLC0415 - optional dependency (the ray extra)
     except ImportError as exc:
         raise RuntimeError("executor ray needs ray: pip install 'greenbench[ray]'") from exc
     observer = observer or SweepObserver()

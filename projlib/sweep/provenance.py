@@ -9,23 +9,22 @@ from __future__ import annotations
 import functools
 import platform
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
+
+import projlib
 
 __all__ = ["software_provenance", "device_name", "git_sha", "package_version"]
 
 
 def package_version() -> str | None:
     """Installed greenbench version (falls back to projlib.__version__ for a source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("greenbench")
     except PackageNotFoundError:
         try:
-            import projlib
-
             return getattr(projlib, "__version__", None)
         except ImportError:
             return None

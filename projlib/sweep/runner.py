@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from projlib import schema
+from projlib.measure import EnergyMeter, compact, cost_report, inference_comparison
 from projlib.sweep.provenance import software_provenance
 from projlib.sweep.warmup import AUTO, choose_threads, parse_threads, thread_limit, warm_up
 from projlib.training import Dataset, TrainConfig, TrainResult, load_dataset, train
@@ -75,8 +76,6 @@ def run_point(
     """Prepare, train inside an `EnergyMeter` window, and measure `config`; returns the row's
     metric columns. `meter` may be passed to reuse one meter (its probed backends and idle
     baseline) across the points of a sweep."""
-    from projlib.measure import EnergyMeter
-
     settings = settings or PointSettings()
     if meter is None:
         meter = EnergyMeter(country_iso_code) if country_iso_code else EnergyMeter()
@@ -133,8 +132,6 @@ def inference_metrics(result: TrainResult, meter: Any, costs: dict[str, Any]
                       ) -> dict[str, Any]:
     """Measured inference of the trained model and of its compacted version, next to the
     speed-up the MACC count predicts."""
-    from projlib.measure import compact, inference_comparison
-
     small = compact(result.model, result.input_shape)
     cmp = inference_comparison(result.model, small, result.input_shape, result.device,
                                meter=meter)
@@ -170,8 +167,6 @@ def cached_dataset(
 
 def result_metrics(result: TrainResult) -> dict[str, Any]:
     """Accuracy, sparsity and cost columns of a finished training run (no energy)."""
-    from projlib.measure import cost_report
-
     cost = cost_report(result.model, result.input_shape)
     layers = []
     for layer in result.layers:

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from projlib.projections import REGISTRY, constraint_names
+from projlib.training.datasets import DATASETS
+from projlib.training.models import MODELS
+
 PROCEDURE_NAMES: tuple[str, ...] = ("dense", "projected", "lottery", "magnitude")
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
 DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", "auto")
@@ -21,7 +25,6 @@ GROUP_NAMES: tuple[str, ...] = ("columns", "rows")
 def _constraint_names() -> tuple[str, ...]:
     # Imported lazily: the registry is the single source of constraint names, and importing it
     # here at module load would make the config unusable while projections are being built.
-    from projlib.projections import constraint_names
 
     return tuple(constraint_names())
 
@@ -29,7 +32,6 @@ def _constraint_names() -> tuple[str, ...]:
 def _accepted_groups(name: str) -> tuple[str, ...]:
     # The groupings the constraint's registry spec accepts ("columns", "rows") or () (then only
     # the default "columns", which means nothing to it). Read at call time, like the names.
-    from projlib.projections import REGISTRY
 
     return tuple(REGISTRY[name].groups)
 
@@ -110,8 +112,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Imported here to avoid an import cycle (datasets/models import nothing from config).
-        from projlib.training.datasets import DATASETS
-        from projlib.training.models import MODELS
 
         _check_choice("dataset", self.dataset, tuple(DATASETS))
         _check_choice("model", self.model, tuple(MODELS))

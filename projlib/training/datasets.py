@@ -387,7 +387,7 @@ def _idx_loader(
             candidates.append(DEBIAN_FASHION_MNIST)
         found = _find_idx_dir(candidates)
         if found is None and download:
-            import torchvision.datasets as tvd
+            import torchvision.datasets as tvd  # noqa: PLC0415 - heavy, needed only to download
 
             root = data_dir if data_dir is not None else DEFAULT_ROOT
             getattr(tvd, tv_class)(root=str(root), train=True, download=True)
@@ -487,7 +487,7 @@ def _load_cifar10(data_dir: Path | None, download: bool, verify: bool = True) ->
 
     found = next((c for c in candidates if complete(c)), None)
     if found is None and download:
-        import torchvision.datasets as tvd
+        import torchvision.datasets as tvd  # noqa: PLC0415 - heavy, needed only to download
 
         root = data_dir if data_dir is not None else DEFAULT_ROOT
         tvd.CIFAR10(root=str(root), train=True, download=True)
@@ -545,8 +545,8 @@ DIGITS_SPLIT_SEED = 0
 
 def _load_digits(data_dir: Path | None, download: bool, verify: bool = True) -> Dataset:
     # Shipped inside scikit-learn, so it never needs data_dir or a download.
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits  # noqa: PLC0415 - heavy (about 0.5 s), needed only for digits
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 - heavy (about 0.5 s), needed only for digits
 
     bunch = load_digits()
     x = (bunch.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)  # pixel values are 0..16

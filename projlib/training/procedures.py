@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from projlib.projections import REGISTRY
 from projlib.training.config import TrainConfig
 from projlib.training.datasets import Dataset, DatasetError, load_dataset
 from projlib.training.models import build_model
@@ -113,8 +114,6 @@ class _Runner:
     def project(self, names: list[str]) -> None:
         # Called after every optimizer step: the operator and its arguments are resolved once.
         if self._project is None:
-            from projlib.projections import REGISTRY
-
             spec = REGISTRY[self.cfg.constraint]
             # `groups` is only meaningful (and only accepted) where the spec lists it.
             kwargs = {"groups": self.cfg.groups} if self.cfg.groups in spec.groups else {}
