@@ -10,15 +10,26 @@ them: ``time_l1`` for projlib, copt's ``L1Ball.prox`` (Duchi et al.'s sort) and 
 
 ``*TargetsSuite``: the issue's performance targets as ratios measured in one process, each the
 median over REPEATS of (best of INNER calls of the operator) / (best of INNER calls of the
-reference), interleaved so machine load hits both sides alike (unit "ratio"):
+reference), interleaved so machine load hits both sides alike (unit "ratio").  In cache:
+sizes that fit a 32 MiB L3 (8 MB and 4 MB); out of cache: 80 MB and 64 MB, well above it:
 
-* ``track_l1_over_abs``       l1 on 1e6 float64 / one ``np.abs`` pass      target <= 4
-* ``track_copt_over_l1``      copt L1Ball.prox / projlib l1                target >= 10
-* ``track_pyproximal_over_l1`` pyproximal L1Ball.prox / projlib l1         (reported)
-* ``track_grouped_over_abs``  l11, l21, l1inf_bilevel on 1000x1000 float32 / ``np.abs``
-                                                                           target <= 6
+* ``track_l1_over_abs``       l1 / one ``np.abs`` pass, 1e6 float64      target <= 4
+                              (``L1TargetsSuite``), 1e7 float64         target <= 3
+                              (``L1LargeTargetsSuite``)
+* ``track_copt_over_l1``      copt L1Ball.prox / projlib l1 (1e6)        target >= 10
+* ``track_pyproximal_over_l1`` pyproximal L1Ball.prox / projlib l1 (1e6) (reported)
+* ``track_over_abs``          l11, l21, l1inf_bilevel / ``np.abs``, 1000x1000 float32
+                              (``GroupedTargetsSuite``), 4096x4096 float32
+                              (``GroupedLargeTargetsSuite``)  target <= 6 / <= 3, per
+                              operator in ``GROUPED_TARGETS``
 * ``track_l1inf_over_bilevel``  exact l1inf / l1inf_bilevel, 1000x1000     target <= 10
 * ``track_nuclear_over_svd``  nuclear / one ``torch.linalg.svd``, 1000x1000 target <= 1.2
+
+The l1 and grouped targets are checked by :func:`within_target`: a first median beyond the
+target is measured again, up to ATTEMPTS times in all, and the best median counts; a miss is
+printed as "TARGET MISSED" and, with GREENBENCH_ASSERT_TARGETS=1 (nightly, quiet machine),
+raises so the run fails and names the benchmark.  docs/BENCHMARKS.md
+("Projection targets") gives the measured figures and why each target is what it is.
 
 ``setup`` calls :func:`projlib.projections.warmup` so numba compilation (or cache loading)
 never lands in a timing.
@@ -26,7 +37,9 @@ never lands in a timing.
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -37,8 +50,25 @@ from projlib.projections import constraint_names, project, warmup
 
 REPEATS = 7
 INNER = 3
+ATTEMPTS = 3  # medians measured before a target counts as missed (see within_target)
 KEEP_FRACTIONS = (1e-5, 1e-3, 0.2)
 GROUPED_FAST = ("l11", "l21", "l1inf_bilevel")
+# l1 on float64 vectors: 8 MB in cache, 80 MB out of cache (a 32 MiB L3 holds the first only)
+L1_SIZES = {"1e6": 1_000_000, "1e7": 10_000_000}
+L1_TARGETS = {"1e6": 4.0, "1e7": 3.0}
+# grouped operators on float32 matrices: 4 MB in cache, 64 MB out of cache.  The issue's
+# target is <= 6 in cache, and <= 3 out of cache where reached.  l11 misses <= 6 in cache
+# (columns always, rows at radius 0.3 under load) and <= 3 out of cache on columns: its
+# asserted values there only guard against regressions (figures and reasons in
+# docs/BENCHMARKS.md, "Projection targets").
+GROUPED_SIZES = {"1000x1000": (1000, 1000), "4096x4096": (4096, 4096)}
+GROUPED_TARGETS = {  # (name, groups, size) -> target (the same for every operator)
+    **{(n, g, "1000x1000"): 6.0 for n in GROUPED_FAST for g in ("columns", "rows")},
+    **{(n, g, "4096x4096"): 3.0 for n in GROUPED_FAST for g in ("columns", "rows")},
+    # l11 measured on the 32 MB-L3 EPYC (docs/BENCHMARKS.md): columns 9-11 in cache and 3.5-4.1
+    # out of cache, rows 4.7-7.8 in cache: these targets are missed and reported as such.
+}
+COPT_TARGET = 10.0
 
 
 def _best(fn: Callable[[], object], inner: int = INNER) -> float:
@@ -61,27 +91,42 @@ def ratio(op: Callable[[], object], ref: Callable[[], object], repeats: int = RE
     return statistics.median(values)
 
 
-def constraint_norm(W: torch.Tensor, name: str, groups: str = "columns") -> float:
-    """The norm bounded by constraint ``name`` (float64), for choosing radii."""
-    from projlib.projections._validate import group_shape
+def within_target(measure: Callable[[], float], target: float, what: str,
+                  higher_is_better: bool = False, attempts: int = ATTEMPTS) -> float:
+    """``measure()`` (a ratio), asserted against ``target``: <= target (>= when
+    ``higher_is_better``).  A value beyond the target is measured again, up to ``attempts``
+    times in all, and the best one counts: a burst of load on a shared machine rarely spans
+    three medians, while a real regression misses the target every time.  Raises
+    AssertionError (the values printed to stderr first) when the target is missed, which
+    fails ``benchmarks/ci_quick.sh``; returns the best value otherwise."""
+    values: list[float] = []
+    best = float("nan")
+    for _ in range(attempts):
+        values.append(measure())
+        best = max(values) if higher_is_better else min(values)
+        if (best >= target) if higher_is_better else (best <= target):
+            return best
+    op = ">=" if higher_is_better else "<="
+    msg = f"{what}: ratio {best:.3g} misses the target {op} {target:g} (measured {values})"
+    print(f"TARGET MISSED {msg}", file=sys.stderr)
+    if os.environ.get("GREENBENCH_ASSERT_TARGETS") == "1":
+        raise AssertionError(msg)
+    return best
 
-    W = W.to(torch.float64)
-    if name in ("l1", "l11"):
-        return float(W.abs().sum())
-    if name == "nuclear":
-        return float(torch.linalg.svdvals(W.reshape(W.shape[0], -1)).sum())
-    A, G, B = group_shape(tuple(W.shape), groups)
-    M = W.reshape(A, G, B).permute(1, 0, 2).reshape(G, A * B)
-    if name == "l21":
-        return float(torch.linalg.vector_norm(M, dim=1).sum())
-    return float(M.abs().amax(dim=1).sum())
+
+def constraint_norm(W: torch.Tensor, name: str, groups: str = "columns") -> float:
+    """The norm bounded by constraint ``name``, from its registry spec (for choosing radii)."""
+    from projlib.projections import REGISTRY
+
+    return REGISTRY[name].norm(W, groups)
 
 
 def radius_keeping(x: np.ndarray, fraction: float) -> float:
     """The l1 radius whose projection keeps about ``fraction`` of the entries nonzero."""
-    a = np.sort(np.abs(x.ravel()))[::-1]
+    a = np.abs(x.ravel())
     k = max(1, int(round(fraction * a.size)))
-    return float(a[:k].sum() - k * a[k])
+    top = np.sort(np.partition(a, a.size - k - 1)[a.size - k - 1:])[::-1]  # k + 1 largest
+    return float(top[:k].sum() - k * top[k])
 
 
 def _weight(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
@@ -147,26 +192,33 @@ def _peer(implementation: str, x: np.ndarray, radius: float) -> Callable[[], obj
 
 
 class L1TargetsSuite:
-    """l1 on 1e6 float64: against one abs pass, and the peers against it (unit: ratio)."""
+    """l1 on 1e6 float64 (8 MB, in cache): against one abs pass, and the peers against it
+    (unit: ratio)."""
 
     params = (list(KEEP_FRACTIONS),)
     param_names = ("keep_fraction",)
     timeout = 600
+    vector_size = "1e6"
+    ratio_options: dict = {}
 
     def setup(self, keep_fraction: float) -> None:
         warmup()
-        self.x = np.random.default_rng(0).standard_normal(1_000_000)
+        self.x = np.random.default_rng(0).standard_normal(L1_SIZES[self.vector_size])
         radius = radius_keeping(self.x, keep_fraction)
         self.ours = _peer("projlib", self.x, radius)
         self.radius = radius
 
     def track_l1_over_abs(self, keep_fraction) -> float:
-        return ratio(self.ours, lambda: np.abs(self.x))
+        return within_target(
+            lambda: ratio(self.ours, lambda: np.abs(self.x), **self.ratio_options),
+            L1_TARGETS[self.vector_size], f"l1 {self.vector_size} keep {keep_fraction} / abs")
 
     track_l1_over_abs.unit = "ratio"
 
     def track_copt_over_l1(self, keep_fraction) -> float:
-        return ratio(_peer("copt", self.x, self.radius), self.ours)
+        return within_target(lambda: ratio(_peer("copt", self.x, self.radius), self.ours),
+                             COPT_TARGET, f"copt / l1 {self.vector_size} keep {keep_fraction}",
+                             higher_is_better=True)
 
     track_copt_over_l1.unit = "ratio"
 
@@ -176,29 +228,50 @@ class L1TargetsSuite:
     track_pyproximal_over_l1.unit = "ratio"
 
 
-class GroupedTargetsSuite:
-    """Grouped operators on a 1000x1000 float32 weight (unit: ratio).
+class L1LargeTargetsSuite(L1TargetsSuite):
+    """l1 on 1e7 float64 (80 MB, out of cache) against one abs pass (unit: ratio).  The peers
+    sort (copt) or bisect (pyproximal) for seconds there: compared on 1e6 only."""
 
-    ``track_over_abs``: operator / one np.abs pass (target <= 6 for l11, l21, l1inf_bilevel).
+    vector_size = "1e7"
+    ratio_options = {"repeats": 3, "inner": 2}  # ~20 ms a call: keeps the CI quick run short
+    track_copt_over_l1 = None
+    track_pyproximal_over_l1 = None
+
+
+class GroupedTargetsSuite:
+    """Grouped operators on a 1000x1000 float32 weight (4 MB, in cache; unit: ratio).
+
+    ``track_over_abs``: operator / one np.abs pass, asserted against ``GROUPED_TARGETS``.
     The radius is a fraction of the weight's own constraint norm.
     """
 
     params = (list(GROUPED_FAST), ["columns", "rows"], [0.01, 0.3])
     param_names = ("name", "groups", "radius_fraction")
     timeout = 600
+    weight_size = "1000x1000"
+    ratio_options: dict = {}
 
     def setup(self, name: str, groups: str, radius_fraction: float) -> None:
         warmup()
-        self.M = _weight((1000, 1000), torch.float32)
+        self.M = _weight(GROUPED_SIZES[self.weight_size], torch.float32)
         self.M_np = self.M.numpy()
         self.radius = radius_fraction * constraint_norm(self.M, name, groups)
 
     def track_over_abs(self, name, groups, radius_fraction) -> float:
-        return ratio(lambda: project(self.M, name, self.radius, groups),
-                     lambda: np.abs(self.M_np))
+        return within_target(
+            lambda: ratio(lambda: project(self.M, name, self.radius, groups),
+                          lambda: np.abs(self.M_np), **self.ratio_options),
+            GROUPED_TARGETS[name, groups, self.weight_size],
+            f"{name} {groups} {radius_fraction} {self.weight_size} / abs")
 
     track_over_abs.unit = "ratio"
 
+
+class GroupedLargeTargetsSuite(GroupedTargetsSuite):
+    """The same on a 4096x4096 float32 weight (64 MB, out of cache; unit: ratio)."""
+
+    weight_size = "4096x4096"
+    ratio_options = {"repeats": 3, "inner": 2}  # 20-70 ms a call: keeps the CI quick run short
 
 
 class ExactL1infTargetsSuite:

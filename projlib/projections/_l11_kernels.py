@@ -10,14 +10,19 @@ Per group, two phases:
 1. *bracket* (cheap vectorised passes in the input's own precision, float32 sums for float32):
    the first pass evaluates phi at theta / m and at two guesses around the prediction; each
    later pass at two points, a Newton step from the lower bound (and from the upper bound's
-   tangent, also a lower bound since phi is convex) and the secant between the bounds (an
-   upper bound), until no entry is left between the bounds (usually 1-2 passes more);
-2. *exact* (one float64 pass): sum and count of |y| above the lower bound minus a slack, and the
-   count above the upper bound plus the slack; when no entry lies between the two, the active
-   set is known and tau = (sum - u) / count exactly.  Otherwise Michelot's Newton iteration in
-   float64 from that verified lower bound (exact at termination), or, should even that bound
-   fail, the previous solver ``bracket_tau``.  Phase 1's rounding therefore never reaches tau
-   (float32 results are bit-identical to the previous implementation on the tests tried).
+   tangent, also a lower bound since phi is convex) and a point a fraction of the mean gap
+   above it, capped by the secant (an upper bound), until no entry is left between the
+   bounds (usually 1-2 passes more).  Every point is rounded to y's dtype first (``_rep``),
+   so the counts, which are exact in any dtype, belong to exactly that point.  A point whose
+   phi equals u_g within the rounding of the float32 sums (``_near``: Newton landed on tau)
+   ends phase 1 at once;
+2. *exact* (one float64 pass, ``_finish``): with the bracket closed (no entry in (low, high])
+   the active set is {|y| > low}: its float64 sum S decides exactly that phi(low) >= u_g >=
+   phi(high) and gives tau = (S - u_g) / count.  After a ``_near`` point, or should phase 1's
+   rounding have misplaced a bound, ``_exact_tau``: sum and counts around the bracket widened
+   by a slack, then Michelot's Newton iteration in float64 from a verified lower bound (exact
+   at termination), or, should even that fail, the previous solver ``bracket_tau``.  Phase
+   1's rounding therefore never reaches tau.
 
 ``l11_rows_apply`` solves rows in cache and writes each output row right away (groups = rows);
 ``l11_cols_apply`` solves the columns of a matrix a block at a time with per-column state (no
@@ -30,10 +35,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from projlib.projections._l1_kernels import _FM, bracket_tau
+from projlib.projections._l1_kernels import _FM, advise_hugepages, bracket_tau
 
 _MAX_PASSES = 40
-_BLOCK = 64  # columns per block in l11_cols_apply: 64 x 4 bytes per row, a few cache lines
+_GAP_FRACTION = 0.25  # see _candidates
+_BLOCK = 256  # columns per block in l11_cols_apply: 1 KiB of each row (4 KiB for float64)
+_ROWS = 8  # rows summed in registers by the column kernels
 
 
 @njit(cache=True, nogil=True)
@@ -58,8 +65,14 @@ def _candidates(r, low, s_lo, c_lo, high, s_hi, c_hi):  # pragma: no cover - com
     b = high
     if high == np.inf:  # no upper bound yet: try twice the Newton step
         b = a + (a - low)
-    elif den > 0.0:
-        b = low + (phi_lo - r) * (high - low) / den
+    else:
+        if den > 0.0:
+            b = low + (phi_lo - r) * (high - low) / den
+        # Newton from below lands just under tau (by sum (tau - y_j) / c_lo over the entries
+        # y_j between low and tau): a point a fraction of the mean gap above it usually lies
+        # in the same gap as tau, so the next pass closes the bracket (fewer passes than the
+        # secant alone)
+        b = min(b, a + _GAP_FRACTION * (high - low) / max(c_lo - c_hi, 1.0))
     a = min(max(a, low), high)
     b = min(max(b, a), high)
     return a, b
@@ -151,8 +164,58 @@ def _exact_tau(y, r, v, low, s_lo, c_lo, high, tol, k):  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True)
-def _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, k):  # pragma: no cover - compiled
-    """Phase 1 from a bracket: passes of _eval2 until no entry is left inside."""
+def _rep(t, k):  # pragma: no cover - compiled
+    """t rounded to y's dtype (k's), as float64: the threshold the comparisons really use, so
+    the bracket's points are exactly the values whose counts were taken."""
+    k[2] = t
+    return np.float64(k[2])
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _sum_above(y, lo, zero, one):  # pragma: no cover - compiled
+    """float64 sum of |y| > lo (lo in y's dtype)."""
+    s = 0.0
+    for j in range(y.shape[0]):
+        yj = abs(y[j])
+        s += np.float64(yj * (one if yj > lo else zero))
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _finish(y, r, v, low, s_lo, c_lo, high, c_hi, tol, k):  # pragma: no cover - compiled
+    """Phase 2: (exact tau, its active count) from phase 1's bracket (low, high).
+
+    When phase 1 closed the bracket (c_lo == c_hi: no entry in (low, high]; counts are exact
+    in any dtype, only the sums were rounded) the active set is {|y| > low}: one float64
+    sum S over it decides everything exactly, phi(low) = S - c low >= r >= S - c high =
+    phi(high), and tau = (S - r) / c.  Otherwise, or should rounding in phase 1 have
+    misplaced a bound, ``_exact_tau`` (slack around the bracket, Michelot in float64).
+    """
+    if c_lo == c_hi and c_lo > 0.0:
+        k[2] = low  # low is representable in y's dtype (``_rep``)
+        s = _sum_above(y, k[2], k[0], k[1])
+        if s - c_lo * low >= r:
+            t = (s - r) / c_lo  # Newton from the (verified) lower bound low
+            if low < high and s - c_lo * high <= r:
+                return min(max(t, low), high), c_lo
+            # low == high: phase 1 stalled on tau = low up to its rounding; exact when no
+            # value of y's dtype lies in (low, t] (then no entry does)
+            if low == high and t >= low and t < np.nextafter(k[2], k[4]):
+                return t, c_lo
+    return _exact_tau(y, r, v, low, s_lo, c_lo, high, tol, k)
+
+
+@njit(cache=True, nogil=True)
+def _near(r, p, sp, cp, tol):  # pragma: no cover - compiled
+    """phi(p) = r within the rounding of phase 1's sums (relative ``tol``): p is tau up to
+    that rounding, so its side cannot be trusted, and it needs no narrowing either."""
+    return abs(sp - cp * p - r) <= tol * sp
+
+
+@njit(cache=True, nogil=True)
+def _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, tol, k):  # pragma: no cover - compiled
+    """Phase 1 from a bracket: passes of _eval2 until no entry is left inside, or until a
+    point lands on tau up to the sums' rounding (returned as ``near`` >= 0, else -1)."""
     for _ in range(_MAX_PASSES):
         if c_lo == c_hi:
             break
@@ -163,14 +226,22 @@ def _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, k):  # pragma: no cover - 
         if not (a < high):  # tau >= a >= high up to rounding: tau = high
             low, s_lo, c_lo = high, s_hi, c_hi
             break
+        a = np.float64(_cast_down(a, k))  # Newton from below: rounded down stays below
+        b = _rep(b, k)
+        if not (a > low and a < high):  # rounding to y's dtype closed the bracket
+            break
         k[2] = a
         k[3] = b
         sa, ca, sb, cb = _eval2(y, k[2], k[3], k[0], k[1])
+        if _near(r, a, sa, ca, tol):
+            return low, s_lo, c_lo, high, s_hi, c_hi, a, sa, ca
+        if _near(r, b, sb, cb, tol):
+            return low, s_lo, c_lo, high, s_hi, c_hi, b, sb, cb
         low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
                                                      a, sa, ca)
         low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
                                                      b, sb, cb)
-    return low, s_lo, c_lo, high, s_hi, c_hi
+    return low, s_lo, c_lo, high, s_hi, c_hi, -1.0, 0.0, 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -193,6 +264,9 @@ def _row_tau(y, r, v, pred, err, tol, k):  # pragma: no cover - compiled
     if m == 1:  # exact (and what bracket_tau returns)
         return low, 1.0
     p1, p2 = _first_points(low, pred, err)
+    low = np.float64(_cast_down(low, k))  # still a proven lower bound
+    p1 = np.float64(_cast_down(p1, k))
+    p2 = _rep(p2, k)
     k[2] = low
     k[3] = p1
     k[5] = p2
@@ -200,12 +274,16 @@ def _row_tau(y, r, v, pred, err, tol, k):  # pragma: no cover - compiled
     if c_lo == 0.0:
         return bracket_tau(y, r, v), 1.0
     high, s_hi, c_hi = np.inf, 0.0, 0.0  # (a max |y| pass would not vectorise)
-    low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
-                                                 p1, s1, c1)
-    low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
-                                                 p2, s2, c2)
-    low, s_lo, c_lo, high, s_hi, c_hi = _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, k)
-    return _exact_tau(y, r, v, low, s_lo, c_lo, high, tol, k)
+    for p, sp, cp in ((p1, s1, c1), (p2, s2, c2)):
+        if _near(r, p, sp, cp, tol):  # tau = p up to phase 1's rounding: one exact pass
+            return _exact_tau(y, r, v, p, sp, cp, p, tol, k)  # around it
+        low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo, high, s_hi, c_hi,
+                                                     p, sp, cp)
+    low, s_lo, c_lo, high, s_hi, c_hi, near, s_n, c_n = _bracket(y, r, low, s_lo, c_lo,
+                                                                  high, s_hi, c_hi, tol, k)
+    if near >= 0.0:  # tau = near up to phase 1's rounding: one exact pass around it
+        return _exact_tau(y, r, v, near, s_n, c_n, near, tol, k)
+    return _finish(y, r, v, low, s_lo, c_lo, high, c_hi, tol, k)
 
 
 # Prediction from the groups solved so far: u_g = v_g - theta with one theta, and similar
@@ -285,7 +363,7 @@ def rows_taus(rows, idx, radii, sums, tol, k):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def l11_rows_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
+def _l11_rows_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
     """out[g] = soft(x[g], tau_g) for the rows of x (G, m); u_g = 0 gives a zero row."""
     if x.shape[1] == 1:  # groups of one entry (a vector's entries): tau = v - u
         for g in range(x.shape[0]):
@@ -316,55 +394,58 @@ def l11_rows_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
 # negative-index wraparound select defeats LLVM's vectoriser (2-3x slower).
 
 
+# The column kernels read x (A, G) row by row across a block of columns, vectorised across the
+# block; _ROWS rows are summed in registers before the per-column accumulators (in L1) are
+# updated, which keeps them from being load/store bound.
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def _cols_eval2(x, g0, nb, ta, tb, zero, one):  # pragma: no cover - compiled
-    """_eval2 for the columns g0 .. g0 + nb of x (A, G), four rows at a time (vectorised
-    across the block's columns; fresh accumulators, so no aliasing): sums and counts above
-    ta[j] and tb[j], in x's dtype."""
+    """_eval2 for the columns g0 .. g0 + nb of x (A, G): sums and counts above ta[j] and
+    tb[j], in x's dtype."""
     g0u = np.uint64(g0)
     A = x.shape[0]
     sa = np.zeros(nb, x.dtype)
     ca = np.zeros(nb, x.dtype)
     sb = np.zeros(nb, x.dtype)
     cb = np.zeros(nb, x.dtype)
-    A4 = A - A % 4
-    for i in range(0, A4, 4):
+    AR = A - A % _ROWS
+    for i in range(0, AR, _ROWS):
         for j in range(nb):
             c = np.uint64(j) + g0u
             t1 = ta[j]
             t2 = tb[j]
-            y0 = abs(x[i, c])
-            y1 = abs(x[i + 1, c])
-            y2 = abs(x[i + 2, c])
-            y3 = abs(x[i + 3, c])
-            m0 = one if y0 > t1 else zero
-            m1 = one if y1 > t1 else zero
-            m2 = one if y2 > t1 else zero
-            m3 = one if y3 > t1 else zero
-            n0 = one if y0 > t2 else zero
-            n1 = one if y1 > t2 else zero
-            n2 = one if y2 > t2 else zero
-            n3 = one if y3 > t2 else zero
-            sa[j] += (y0 * m0 + y1 * m1) + (y2 * m2 + y3 * m3)
-            ca[j] += (m0 + m1) + (m2 + m3)
-            sb[j] += (y0 * n0 + y1 * n1) + (y2 * n2 + y3 * n3)
-            cb[j] += (n0 + n1) + (n2 + n3)
-    for i in range(A4, A):
+            s1 = zero
+            k1 = zero
+            s2 = zero
+            k2 = zero
+            for rr in range(_ROWS):
+                y = abs(x[np.uint64(i + rr), c])
+                m1 = one if y > t1 else zero
+                m2 = one if y > t2 else zero
+                s1 += y * m1
+                k1 += m1
+                s2 += y * m2
+                k2 += m2
+            sa[j] += s1
+            ca[j] += k1
+            sb[j] += s2
+            cb[j] += k2
+    for i in range(AR, A):
         for j in range(nb):
-            yj = abs(x[i, np.uint64(j) + g0u])
-            ma = one if yj > ta[j] else zero
-            mb = one if yj > tb[j] else zero
-            sa[j] += yj * ma
+            y = abs(x[i, np.uint64(j) + g0u])
+            ma = one if y > ta[j] else zero
+            mb = one if y > tb[j] else zero
+            sa[j] += y * ma
             ca[j] += ma
-            sb[j] += yj * mb
+            sb[j] += y * mb
             cb[j] += mb
     return sa, ca, sb, cb
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _cols_eval3(x, g0, nb, t0, t1, t2, zero, one):  # pragma: no cover - compiled
-    """_eval3 for the columns g0 .. g0 + nb of x (A, G), four rows at a time (the first pass
-    over a block)."""
+    """_eval3 for the columns g0 .. g0 + nb of x (A, G) (the first pass over a block)."""
     g0u = np.uint64(g0)
     A = x.shape[0]
     s0 = np.zeros(nb, x.dtype)
@@ -373,47 +454,48 @@ def _cols_eval3(x, g0, nb, t0, t1, t2, zero, one):  # pragma: no cover - compile
     c1 = np.zeros(nb, x.dtype)
     s2 = np.zeros(nb, x.dtype)
     c2 = np.zeros(nb, x.dtype)
-    A4 = A - A % 4
-    for i in range(0, A4, 4):
+    AR = A - A % _ROWS
+    for i in range(0, AR, _ROWS):
         for j in range(nb):
             c = np.uint64(j) + g0u
-            y0 = abs(x[i, c])
-            y1 = abs(x[i + 1, c])
-            y2 = abs(x[i + 2, c])
-            y3 = abs(x[i + 3, c])
-            u = t0[j]
-            a0 = one if y0 > u else zero
-            a1 = one if y1 > u else zero
-            a2 = one if y2 > u else zero
-            a3 = one if y3 > u else zero
-            s0[j] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
-            c0[j] += (a0 + a1) + (a2 + a3)
-            u = t1[j]
-            a0 = one if y0 > u else zero
-            a1 = one if y1 > u else zero
-            a2 = one if y2 > u else zero
-            a3 = one if y3 > u else zero
-            s1[j] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
-            c1[j] += (a0 + a1) + (a2 + a3)
-            u = t2[j]
-            a0 = one if y0 > u else zero
-            a1 = one if y1 > u else zero
-            a2 = one if y2 > u else zero
-            a3 = one if y3 > u else zero
-            s2[j] += (y0 * a0 + y1 * a1) + (y2 * a2 + y3 * a3)
-            c2[j] += (a0 + a1) + (a2 + a3)
-    for i in range(A4, A):
+            u0 = t0[j]
+            u1 = t1[j]
+            u2 = t2[j]
+            a0 = zero
+            k0 = zero
+            a1 = zero
+            k1 = zero
+            a2 = zero
+            k2 = zero
+            for rr in range(_ROWS):
+                y = abs(x[np.uint64(i + rr), c])
+                m = one if y > u0 else zero
+                a0 += y * m
+                k0 += m
+                m = one if y > u1 else zero
+                a1 += y * m
+                k1 += m
+                m = one if y > u2 else zero
+                a2 += y * m
+                k2 += m
+            s0[j] += a0
+            c0[j] += k0
+            s1[j] += a1
+            c1[j] += k1
+            s2[j] += a2
+            c2[j] += k2
+    for i in range(AR, A):
         for j in range(nb):
-            yj = abs(x[i, np.uint64(j) + g0u])
-            a0 = one if yj > t0[j] else zero
-            a1 = one if yj > t1[j] else zero
-            a2 = one if yj > t2[j] else zero
-            s0[j] += yj * a0
-            c0[j] += a0
-            s1[j] += yj * a1
-            c1[j] += a1
-            s2[j] += yj * a2
-            c2[j] += a2
+            y = abs(x[i, np.uint64(j) + g0u])
+            m = one if y > t0[j] else zero
+            s0[j] += y * m
+            c0[j] += m
+            m = one if y > t1[j] else zero
+            s1[j] += y * m
+            c1[j] += m
+            m = one if y > t2[j] else zero
+            s2[j] += y * m
+            c2[j] += m
     return s0, c0, s1, c1, s2, c2
 
 
@@ -428,26 +510,25 @@ def _cols_exact_stats(x, g0, nb, lo, hi, zero, one):  # pragma: no cover - compi
     s = np.zeros(nb, np.float64)
     c = np.zeros(nb, x.dtype)
     ch = np.zeros(nb, x.dtype)
-    A4 = A - A % 4
-    for i in range(0, A4, 4):
+    AR = A - A % _ROWS
+    for i in range(0, AR, _ROWS):
         for j in range(nb):
             col = np.uint64(j) + g0u
             t1 = lo[j]
             t2 = hi[j]
-            y0 = abs(x[i, col])
-            y1 = abs(x[i + 1, col])
-            y2 = abs(x[i + 2, col])
-            y3 = abs(x[i + 3, col])
-            m0 = one if y0 > t1 else zero
-            m1 = one if y1 > t1 else zero
-            m2 = one if y2 > t1 else zero
-            m3 = one if y3 > t1 else zero
-            s[j] += (np.float64(y0 * m0) + np.float64(y1 * m1)) + (np.float64(y2 * m2)
-                                                                   + np.float64(y3 * m3))
-            c[j] += (m0 + m1) + (m2 + m3)
-            ch[j] += ((one if y0 > t2 else zero) + (one if y1 > t2 else zero)) + (
-                (one if y2 > t2 else zero) + (one if y3 > t2 else zero))
-    for i in range(A4, A):
+            a = 0.0
+            k1 = zero
+            k2 = zero
+            for rr in range(_ROWS):
+                y = abs(x[np.uint64(i + rr), col])
+                m = one if y > t1 else zero
+                a += np.float64(y * m)
+                k1 += m
+                k2 += one if y > t2 else zero
+            s[j] += a
+            c[j] += k1
+            ch[j] += k2
+    for i in range(AR, A):
         for j in range(nb):
             yj = abs(x[i, np.uint64(j) + g0u])
             m = one if yj > lo[j] else zero
@@ -467,18 +548,20 @@ def _cols_soft(x, g0, nb, t, out):  # pragma: no cover - compiled
             out[i, c] = xv - min(max(xv, -t[j]), t[j])
 
 
-_STRAGGLERS = 4  # live columns left in a block below which each is finished on its own
+_STRAGGLERS = 32  # live columns left in a block below which each is finished on its own
+_BOOT = 8  # columns solved alone first, to predict the others
 
 
 @njit(cache=True, nogil=True)
-def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
+def _l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
     """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G); u_g = 0 gives zeros.
 
-    Blocks of _BLOCK columns (A x _BLOCK entries, in L2 cache) are solved together: every pass
-    reads the block row by row (vectorised across its columns) and updates each column's
-    bracket; the last few unfinished columns are copied out and finished like rows; then one
-    float64 pass checks the block's columns (as ``_exact_tau``).  The output is written at the
-    end, row by row over the full width.
+    The first _BOOT live columns are copied out and solved like rows, so that every block
+    starts from predicted guesses.  Then blocks of _BLOCK columns are solved together: every
+    pass reads the block row by row (vectorised across its columns, 1 KiB of each row) and
+    updates each column's bracket; the last _STRAGGLERS unfinished columns are copied out and
+    finished like rows; then one float64 pass checks the block's columns (as
+    ``_exact_tau``).  The output is written at the end, row by row over the full width.
     """
     A, G = x.shape
     BL = _BLOCK
@@ -501,6 +584,24 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
     n_hist = 0
     err = 0.0
     t_all = np.empty(G, x.dtype)
+    # bootstrap the predictions: the first _BOOT live columns are solved alone, like rows,
+    # so that the first block starts from predicted guesses too
+    pre = np.full(G, np.inf)
+    n_boot = 0
+    for g in range(G):
+        if n_boot == _BOOT:
+            break
+        if u[g] > 0.0 and v[g] > u[g] and A < 1 << 24:
+            for i in range(A):
+                buf[i] = x[i, g]
+            pr = _predict(hist, n_hist, u[g])
+            t, c = _row_tau(buf, u[g], v[g], pr, err, tol, k)
+            if pr > 0.0:
+                err = abs(t - pr) if err == 0.0 else 0.875 * err + 0.125 * abs(t - pr)
+            _record(hist, n_hist, u[g], t, c)
+            n_hist += 1
+            n_boot += 1
+            pre[g] = t
     for g0 in range(0, G, BL):
         nb = min(BL, G - g0)
         n_live = 0
@@ -512,10 +613,16 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
             tb[j] = k[4]
             tau[j] = np.inf
             pred[j] = -1.0
-            if u[g] > 0.0 and v[g] > u[g] and A < 1 << 24:
+            if pre[g] < np.inf:
+                tau[j] = pre[g]
+                cnt[j] = -1.0  # solved by the bootstrap, already in the history
+            elif u[g] > 0.0 and v[g] > u[g] and A < 1 << 24:
                 low = max((v[g] - u[g]) / A, 0.0)
                 pred[j] = _predict(hist, n_hist, u[g])
                 p1, p2 = _first_points(low, pred[j], err)
+                low = _cast_down(low, k)  # the points as y's dtype represents them
+                p1 = _rep(p1, k)
+                p2 = _rep(p2, k)
                 st[0, j] = low
                 fa[j] = p1
                 fb[j] = p2
@@ -539,9 +646,13 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
                         if live[j]:
                             for i in range(A):
                                 buf[i] = x[i, g0 + j]
-                            (st[0, j], st[1, j], st[2, j], st[3, j], st[4, j],
-                             st[5, j]) = _bracket(buf, u[g0 + j], st[0, j], st[1, j], st[2, j],
-                                                  st[3, j], st[4, j], st[5, j], k)
+                            (st[0, j], st[1, j], st[2, j], st[3, j], st[4, j], st[5, j],
+                             near, s_n, c_n) = _bracket(buf, u[g0 + j], st[0, j], st[1, j],
+                                                        st[2, j], st[3, j], st[4, j], st[5, j],
+                                                        tol, k)
+                            if near >= 0.0:  # tau = near up to rounding: the float64 check
+                                st[0, j], st[1, j], st[2, j] = near, s_n, c_n  # around it
+                                st[3, j], st[4, j], st[5, j] = near, s_n, c_n
                             live[j] = False
                     break
                 for j in range(nb):
@@ -565,13 +676,19 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
                         tau[j] = bracket_tau(x[:, g0 + j], r, v[g0 + j])
                         cnt[j] = 1.0
                         continue
-                low, s_lo, c_lo, high, s_hi, c_hi = _update(
-                    r, low, s_lo, c_lo, high, s_hi, c_hi, fa[j], np.float64(e_sa[j]),
-                    np.float64(e_ca[j]))
-                low, s_lo, c_lo, high, s_hi, c_hi = _update(
-                    r, low, s_lo, c_lo, high, s_hi, c_hi, fb[j], np.float64(e_sb[j]),
-                    np.float64(e_cb[j]))
-                done = c_lo == c_hi
+                done = False
+                for p, sp, cp in ((fa[j], np.float64(e_sa[j]), np.float64(e_ca[j])),
+                                  (fb[j], np.float64(e_sb[j]), np.float64(e_cb[j]))):
+                    if done:
+                        break
+                    if _near(r, p, sp, cp, tol):  # tau = p up to rounding: phase 2 checks
+                        low, s_lo, c_lo, high, s_hi, c_hi = p, sp, cp, p, sp, cp
+                        done = True
+                    else:
+                        low, s_lo, c_lo, high, s_hi, c_hi = _update(r, low, s_lo, c_lo,
+                                                                     high, s_hi, c_hi, p,
+                                                                     sp, cp)
+                done = done or c_lo == c_hi
                 if not done:
                     a, b = _candidates(r, low, s_lo, c_lo, high, s_hi, c_hi)
                     if not (a > low):
@@ -581,8 +698,8 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
                         low, s_lo, c_lo = high, s_hi, c_hi
                         done = True
                     else:
-                        fa[j] = a
-                        fb[j] = b
+                        fa[j] = _rep(a, k)
+                        fb[j] = _rep(b, k)
                         n_live += 1
                 st[0, j], st[1, j], st[2, j] = low, s_lo, c_lo
                 st[3, j], st[4, j], st[5, j] = high, s_hi, c_hi
@@ -622,7 +739,9 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
                         tau[j], cnt[j] = _exact_tau(buf, r, v[g], st[0, j], st[1, j],
                                                     st[2, j], st[3, j], tol, k)
         for j in range(nb):
-            if tau[j] < np.inf:
+            if tau[j] < np.inf and cnt[j] < 0.0:
+                t_all[g0 + j] = _cast_up(tau[j], k)
+            elif tau[j] < np.inf:
                 if pred[j] > 0.0:
                     e = abs(tau[j] - pred[j])
                     err = e if err == 0.0 else 0.875 * err + 0.125 * e
@@ -634,3 +753,19 @@ def l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
     # row-major over the full width: whole output lines written in order (writing each block
     # as it is solved costs ~40 % more: partial lines at the block edges, scattered writes)
     _cols_soft(x, 0, G, t_all, out)
+
+
+def l11_rows_apply(x: np.ndarray, u: np.ndarray, v: np.ndarray, tol: float, k: np.ndarray,
+                   out: np.ndarray) -> None:
+    """out[g] = soft(x[g], tau_g) for the rows of x (G, m) (``_l11_rows_apply``); ``out`` is
+    a fresh buffer (``_l1_kernels.advise_hugepages``)."""
+    advise_hugepages(out)
+    _l11_rows_apply(x, u, v, tol, k, out)
+
+
+def l11_cols_apply(x: np.ndarray, u: np.ndarray, v: np.ndarray, tol: float, k: np.ndarray,
+                   out: np.ndarray) -> None:
+    """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G) (``_l11_cols_apply``);
+    ``out`` is a fresh buffer (``_l1_kernels.advise_hugepages``)."""
+    advise_hugepages(out)
+    _l11_cols_apply(x, u, v, tol, k, out)

@@ -9,9 +9,10 @@ timing.  Thresholds and norms are accumulated in float64 whatever the input dtyp
 Every kernel finds tau with phi(tau) = sum_i max(|x_i| - tau, 0) = r, the soft threshold of
 the l1-ball projection (phi is convex, decreasing, piecewise linear):
 
-* ``l1_tau`` (long vectors): bounds guessed on a strided sample, one vectorised pass that
-  keeps only a narrow band of entries, Newton/Michelot on the band.  Observed O(n): about two
-  read passes.  Guesses are verified, so they only ever cost time.
+* ``l1_tau`` (long vectors): bounds guessed on a strided sample, one vectorised read pass
+  that also collects the narrow band of entries between them, Newton/Michelot on the band.
+  Observed O(n): one read pass (the projection adds one read/write pass for the result).
+  Guesses are verified, so they only ever cost time.
 * ``bracket_tau`` (short rows in cache, the groups of l11): Newton from below and a secant
   from above evaluated in the same vectorised pass, 3-6 passes.
 * ``condat_tau``: L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
@@ -20,8 +21,12 @@ the l1-ball projection (phi is convex, decreasing, piecewise linear):
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 # "reassoc" lets LLVM vectorise the reductions; no "nnan"/"ninf" so NaN and inf propagate to the
 # norms, which is how non-finite entries are detected without an extra pass.
@@ -78,21 +83,77 @@ def condat_tau(x, radius, v, vt):  # pragma: no cover - compiled
     return max(rho, 0.0), nv
 
 
+_CHUNK = 256  # entries per chunk of ``_filter_pass``; a chunk is re-read (from L1) only if it
+# holds band entries
+
+
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _band_stats(x, low, high):  # pragma: no cover - compiled
-    """One vectorised read pass: (sum |x|, sum and count of |x| > high, count in (low, high])."""
-    s_all = 0.0
+def _filter_pass(x, low, high, cap):  # pragma: no cover - compiled
+    """One read pass over x: (sum |x|, sum and count of |x| > high, count in (low, high],
+    the band values |x_i| in (low, high] as float64, whether all of them fit in ``cap``).
+
+    The sums and counts are vectorised over chunks of ``_CHUNK`` entries; a chunk that holds
+    band entries (known from its counts) is re-read while still in L1 to collect them: 64
+    comparisons at a time give a bit mask (a vectorised or-reduction), whose set bits are
+    walked with a trailing-zero count, so the scalar work is proportional to the band, not
+    to n.  Past ``cap`` band values collection stops (the counts stay exact); the caller
+    then collects with ``_band_collect``.
+    """
+    n = x.shape[0]
+    c = np.empty(cap + _CHUNK, np.float64)
+    k = 0
+    total = 0.0
     s_hi = 0.0
-    n_hi = 0
-    n_band = 0
-    for i in range(x.shape[0]):
+    n_hi = 0.0
+    n_band = 0.0
+    full = True
+    nfull = n - n % _CHUNK
+    for c0 in range(0, nfull, _CHUNK):
+        base = np.uint64(c0)  # unsigned indices: no negative-index wraparound, so it vectorises
+        t = 0.0
+        sh = 0.0
+        nh = 0.0
+        nl = 0.0
+        for i in range(_CHUNK):
+            y = abs(np.float64(x[base + np.uint64(i)]))
+            t += y
+            mh = 1.0 if y > high else 0.0  # float masks: vectorise
+            sh += y * mh
+            nh += mh
+            nl += 1.0 if y > low else 0.0
+        total += t
+        s_hi += sh
+        n_hi += nh
+        nb = nl - nh
+        if nb > 0.0:
+            n_band += nb
+            if not full or k + nb > cap:
+                full = False
+                continue
+            for q in range(_CHUNK // 64):
+                b0 = base + np.uint64(64 * q)
+                bits = np.uint64(0)
+                for i in range(64):
+                    y = abs(np.float64(x[b0 + np.uint64(i)]))
+                    bits |= (np.uint64(y > low) - np.uint64(y > high)) << np.uint64(i)
+                while bits != np.uint64(0):
+                    c[k] = abs(np.float64(x[b0 + trailing_zeros(bits)]))
+                    k += 1
+                    bits &= bits - np.uint64(1)
+    for i in range(nfull, n):
         y = abs(np.float64(x[i]))
-        s_all += y
-        above = y > high
-        s_hi += y if above else 0.0
-        n_hi += 1 if above else 0
-        n_band += 1 if (y > low) and not above else 0
-    return s_all, s_hi, n_hi, n_band
+        total += y
+        if y > high:
+            s_hi += y
+            n_hi += 1.0
+        elif y > low:
+            n_band += 1.0
+            if full and k < cap:
+                c[k] = y
+                k += 1
+            else:
+                full = False
+    return total, s_hi, n_hi, n_band, c[:k], full
 
 
 @njit(cache=True, nogil=True)
@@ -180,23 +241,14 @@ def _threshold_of(y, total, ymax, radius):  # pragma: no cover - compiled
     return condat_tau(rest, radius, v, vt)
 
 
-@njit(cache=True, nogil=True)
-def _sample_bounds(x, radius):  # pragma: no cover - compiled
-    """Guesses (low, low2, high) bracketing the l1 threshold tau of x, from a strided sample.
+_SAMPLE = 8192  # entries in the strided sample of ``_sample_bounds``
 
-    The sample's threshold at the radius scaled to its size estimates tau; its relative noise
-    is about 1 / sqrt(k) (k = the sample's active count), so the radius is inflated (deflated)
-    by 1 + 4 / sqrt(k) + 16 / k for the low (high) guess (the 16 / k term because with few
-    sample actives the sample's largest entries may well exceed tau).  With fewer than 64
-    sample actives no high guess is made (+inf); low2 (radius 8x further
-    inflated) is the second try when low fails.  Wrong guesses cost time, never
-    correctness: ``l1_tau`` verifies them.  Michelot runs start from proven lower bounds:
-    max|y| - r, (sum y - r) / n, and a Newton step from the right for the inflated radius.
-    """
+
+@njit(cache=True, nogil=True)
+def _sample(x):  # pragma: no cover - compiled
+    """(|x| at every (n // _SAMPLE)-th position as float64, their sum, their max)."""
     n = x.shape[0]
-    stride = n // 8192
-    if stride < 4:
-        return -1.0, -1.0, np.inf
+    stride = n // _SAMPLE
     ns = n // stride
     ys = np.empty(ns, np.float64)
     total = 0.0
@@ -206,9 +258,31 @@ def _sample_bounds(x, radius):  # pragma: no cover - compiled
         ys[j] = yj
         total += yj
         ymax = max(ymax, yj)
+    return ys, total, ymax
+
+
+@njit(cache=True, nogil=True)
+def _sample_bounds(x, radius):  # pragma: no cover - compiled
+    """Guesses (low, high, band) bracketing the l1 threshold tau of x, from a strided sample;
+    ``band`` estimates how many entries of x lie in (low, high] (-1: no guess made).
+
+    The sample's threshold at the radius scaled to its size estimates tau; its relative noise
+    is about 1 / sqrt(k) (k = the sample's active count), so the radius is inflated (deflated)
+    by 1 + 4 / sqrt(k) + 16 / k for the low (high) guess (the 16 / k term because with few
+    sample actives the sample's largest entries may well exceed tau).  With fewer than 64
+    sample actives no high guess is made (+inf).  Wrong guesses cost time, never
+    correctness: ``l1_tau`` verifies them (and retries with ``_sample_low2``).  Michelot
+    runs start from proven lower bounds: max|y| - r, (sum y - r) / n, and a Newton step
+    from the right for the inflated radius.
+    """
+    n = x.shape[0]
+    if n // _SAMPLE < 4:
+        return -1.0, np.inf, -1.0
+    ys, total, ymax = _sample(x)
+    ns = ys.shape[0]
     rs = radius * ns / n
     if not (total > rs) or rs <= 0.0:
-        return -1.0, -1.0, np.inf
+        return -1.0, np.inf, -1.0
     tau_s, k = _threshold_of(ys, total, ymax, rs)
     margin = 1.0 + 4.0 / np.sqrt(max(k, 1)) + 16.0 / max(k, 1)
     low = -1.0
@@ -216,13 +290,34 @@ def _sample_bounds(x, radius):  # pragma: no cover - compiled
     if total > rl:
         start = max(max(ymax - rl, (total - rl) / ns), tau_s - (rl - rs) / max(k, 1))
         low, _ = _michelot(ys, start, 0.0, 0, rl)
-    low2 = -1.0
-    if total > 8.0 * rl:
-        low2, _ = _michelot(ys, max(ymax - 8.0 * rl, (total - 8.0 * rl) / ns), 0.0, 0, 8.0 * rl)
     high = np.inf
     if k >= 64:
         high, _ = _michelot(ys, tau_s, 0.0, 0, rs / margin)
-    return low, low2, high
+    if low < 0.0:
+        return low, high, -1.0
+    inside = 0
+    for j in range(ns):
+        inside += 1 if (ys[j] > low) and (ys[j] <= high) else 0
+    return low, high, (inside + 1.0) * (n / ns)
+
+
+@njit(cache=True, nogil=True)
+def _sample_low2(x, radius):  # pragma: no cover - compiled
+    """The second guess of a lower bound (sample radius inflated 8x further), -1 if none."""
+    n = x.shape[0]
+    if n // _SAMPLE < 4:
+        return -1.0
+    ys, total, ymax = _sample(x)
+    ns = ys.shape[0]
+    rs = radius * ns / n
+    if not (total > rs) or rs <= 0.0:
+        return -1.0
+    _tau, k = _threshold_of(ys, total, ymax, rs)
+    r8 = 8.0 * rs * (1.0 + 4.0 / np.sqrt(max(k, 1)) + 16.0 / max(k, 1))
+    if not (total > r8):
+        return -1.0
+    low2, _ = _michelot(ys, max(ymax - r8, (total - r8) / ns), 0.0, 0, r8)
+    return low2
 
 
 @njit(cache=True, nogil=True)
@@ -232,51 +327,109 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
     tau solves phi(tau) = sum_i max(|x_i| - tau, 0) = radius; phi is convex, decreasing and
     piecewise linear.
     1. guess low <= tau <= high from a strided sample (``_sample_bounds``);
-    2. one vectorised pass: sum |x|, the sum/count of the |x| > high (surely active) and the
-       count in the band (low, high] (entries <= tau are never active, so dropping them is
-       exact); a second pass collects the band (usually a few % of x);
+    2. one read pass (``_filter_pass``): sum |x|, the sum/count of the |x| > high (surely
+       active) and the band (low, high] itself (entries <= tau are never active, so
+       dropping them is exact), collected from the chunks that hold band entries only;
     3. verify phi(low) >= radius >= phi(high); if a guess fails, redo 2 with the second guess
-       (low2, +inf), then with the proven bounds low = max(max|x| - r, (sum|x| - r) / n),
-       high = +inf;
+       (``_sample_low2``, +inf), then with the proven bounds
+       low = max(max|x| - r, (sum|x| - r) / n), high = +inf (directly for a vector too short
+       to sample); without a guessed band size the band is counted first and collected by
+       ``_band_collect``;
     4. Newton/Michelot on the band from low (``_michelot``): exact at termination.
-    Cost: two read passes over x plus work on the band only: observed O(n).
+    Cost: one read pass over x plus work on the band only (usually a few % of x): observed
+    O(n).
     """
     n = x.shape[0]
-    low1, low2, high1 = _sample_bounds(x, radius)
+    low, high, band = _sample_bounds(x, radius)
     total = 0.0
-    for attempt in range(3):
-        if attempt == 0:
-            low, high = low1, high1
-        elif attempt == 1:
-            if low2 < 0.0:
+    # attempt 0: the sample's guesses; 1: the second guess; 2: proven bounds (also the only
+    # attempt for vectors too short to sample)
+    for attempt in range(0 if low >= 0.0 else 2, 3):
+        if attempt == 1:
+            low = _sample_low2(x, radius)
+            if low < 0.0:
                 continue
-            low, high = low2, np.inf
-        else:
-            top = 0.0  # a float max does not vectorise; this path is rare
+            high, band = np.inf, -1.0
+        elif attempt == 2:
+            total = 0.0
+            top = 0.0  # a float max does not vectorise; this path is rare (or n is small)
             for i in range(n):
-                top = max(top, abs(np.float64(x[i])))
-            low, high = max(top - radius, (total - radius) / n), np.inf
-        total, s_hi, n_hi, n_band = _band_stats(x, low, high)
+                y = abs(np.float64(x[i]))
+                total += y
+                top = max(top, y)
+            if not (total > radius) or radius <= 0.0 or not np.isfinite(total):
+                return total, 0.0
+            low, high, band = max(top - radius, (total - radius) / n), np.inf, -1.0
+        # without an estimate of the band's size, count it first and collect it exactly
+        cap = 0 if band < 0.0 else min(n, int(1.5 * band) + 4096)
+        total, s_hi, n_hi, n_band, c, full = _filter_pass(x, low, high, cap)
         if not (total > radius) or radius <= 0.0 or not np.isfinite(total):
             return total, 0.0
-        c = _band_collect(x, low, high, n_band, n_band + n_hi)
+        if not full:
+            c = _band_collect(x, low, high, int(n_band), int(n_band + n_hi))
         if attempt == 2:
             break
         phi_low = s_hi - n_hi * low
         for j in range(c.shape[0]):
             phi_low += c[j] - low
-        if low >= 0.0 and phi_low >= radius and (n_hi == 0 or s_hi - n_hi * high <= radius):
+        if phi_low >= radius and (n_hi == 0 or s_hi - n_hi * high <= radius):
             break
-    tau, _ = _michelot(c, low, s_hi, n_hi, radius)
+    tau, _ = _michelot(c, low, s_hi, int(n_hi), radius)
     return total, max(tau, 0.0)
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def soft_threshold(x, t, out):  # pragma: no cover - compiled
-    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t."""
+def _soft_threshold(x, t, out):  # pragma: no cover - compiled
     for i in range(x.shape[0]):
         xi = x[i]
         out[i] = xi - min(max(xi, -t), t)
+
+
+def soft_threshold(x: np.ndarray, t: np.floating, out: np.ndarray) -> None:
+    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t.
+
+    ``out`` is a fresh output buffer: see :func:`advise_hugepages`.
+    """
+    advise_hugepages(out)
+    _soft_threshold(x, t, out)
+
+
+# Output buffers come from torch's CPU allocator, which maps large tensors with 4 KiB pages:
+# writing a fresh 80 MB output then costs ~20,000 page faults, more than the projection itself
+# (~40 ms against ~8 ms for the write).  numpy asks for transparent huge pages on its own large
+# arrays (madvise, arrays >= 4 MiB), so an np.abs reference pass does not pay them.  The kernels
+# that write a whole output give the same advice before the first write; it only concerns the
+# 2 MiB-aligned interior of the buffer, changes no value, and is a no-op where unsupported.
+_HUGEPAGE_MIN = 1 << 22  # bytes, numpy's threshold
+_HUGEPAGE = 1 << 21
+_MADV_HUGEPAGE = 14  # linux/mman.h
+
+
+def _madvise():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MADVISE = _madvise()
+
+
+def advise_hugepages(a: np.ndarray) -> None:
+    """Advise transparent huge pages for the large, not yet written buffer ``a`` (Linux)."""
+    if _MADVISE is None or a.nbytes < _HUGEPAGE_MIN:
+        return
+    addr = a.ctypes.data
+    start = (addr + _HUGEPAGE - 1) & ~(_HUGEPAGE - 1)
+    end = (addr + a.nbytes) & ~(_HUGEPAGE - 1)
+    if end > start:
+        _MADVISE(start, end - start, _MADV_HUGEPAGE)  # failure only means no advice
 
 
 @njit(cache=True, nogil=True)
