@@ -6,7 +6,8 @@ costs used to land inside the first point that met them:
 * **Warm-up**: numba compiles a projection kernel the first time it sees a dtype, CUDA creates
   its context and cuBLAS handles on the first launch, torch starts its thread pool and sizes its
   allocator on the first step. `warm_up` pays all of it by training the point's own config for
-  one epoch on a two-batch slice of its data (same model, device, optimizer, procedure,
+  one epoch on a small slice of its data (two batches, the short last batch, one evaluation
+  chunk) (same model, device, optimizer, procedure,
   constraint and constrained shapes), once per process and key, before the window opens.
 * **Threads**: torch's default intra-op pool (one thread per core) makes the small steps of
   these models slower when the pool has to wait for a busy core (measured on a 2-core machine
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from projlib.training import Dataset, TrainConfig, build_model, train
+from projlib.training.procedures import EVAL_BATCH
 
 __all__ = [
     "AUTO",
@@ -170,10 +172,15 @@ def warm_up(config: TrainConfig, dataset: Dataset) -> float:
            torch.get_num_threads())
     start = time.perf_counter()
     if key not in _warm:
-        n = min(2 * config.batch_size, dataset.train_x.shape[0])
+        # Every tensor shape the real run meets: two full batches plus the epoch's short last
+        # batch, and one full evaluation chunk (first calls at a new shape pick kernels and
+        # grow the allocator: on digits that was 0.4 s inside the first point's window).
+        total, bs = dataset.train_x.shape[0], config.batch_size
+        n = min(2 * bs + total % bs, total)
+        m = min(EVAL_BATCH, dataset.test_x.shape[0])
         small = dataclasses.replace(
             dataset, train_x=dataset.train_x[:n], train_y=dataset.train_y[:n],
-            test_x=dataset.test_x[:n], test_y=dataset.test_y[:n], fingerprint="warm-up slice",
+            test_x=dataset.test_x[:m], test_y=dataset.test_y[:m], fingerprint="warm-up slice",
         )
         tiny = dataclasses.replace(
             config, epochs=1, retrain_epochs=1 if config.retrain_epochs is not None else None,
