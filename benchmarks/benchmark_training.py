@@ -101,24 +101,15 @@ class TrainingSuite:
     track_projected_over_dense.unit = "ratio"
 
 
-class ThreadsSuite:
-    """Why the sweep picks its intra-op threads per model (`--threads auto`): one digits point
-    (mlp, l11, the CLI's SGD settings, 5 epochs) with 1 thread and with every available core.
+class _DigitsPoint:
+    """Set-up shared by the two thread suites (no benchmark of its own)."""
 
-    - ``time_digits_point``: wall time of the point at each thread count.
-    - ``track_all_cores_over_one``: all-cores / 1-thread time, same process, alternating,
-      median of REPEATS (> 1: the pool costs more than it buys on this model).
-    - ``track_auto_threads``: the count `choose_threads(..., "auto")` picks here (measured).
-    """
-
-    params = [("1", "all")]
-    param_names = ["threads"]
     number = 1
     repeat = (2, 5, 30.0)
     warmup_time = 0.0
     timeout = 300
 
-    def setup(self, threads: str) -> None:
+    def setup(self, threads: str = "all") -> None:
         from projlib.sweep.warmup import available_cores
         from projlib.training import TrainConfig, load_dataset, train
 
@@ -133,8 +124,30 @@ class ThreadsSuite:
         torch.set_num_threads(self.n)
         self.train(self.cfg, dataset=self.data)  # compile the kernels outside the timings
 
-    def teardown(self, threads: str) -> None:
+    def teardown(self, threads: str = "all") -> None:
         torch.set_num_threads(self._previous)
+
+
+class ThreadsSuite(_DigitsPoint):
+    """Why the sweep picks its intra-op threads per model (`--threads auto`): one digits point
+    (mlp, l11, the CLI's SGD settings, 5 epochs) with 1 thread and with every available core.
+
+    - ``time_digits_point``: wall time of the point at each thread count.
+    - ``track_all_cores_over_one`` (ThreadPolicySuite): all-cores / 1-thread time, same
+      process, alternating, median of REPEATS (> 1: the pool costs more than it buys here).
+    - ``track_auto_threads`` (ThreadPolicySuite): the count `choose_threads(..., "auto")`
+      picks here (measured).
+    """
+
+    params = [("1", "all")]
+    param_names = ["threads"]
+
+    def time_digits_point(self, threads: str) -> None:
+        self.train(self.cfg, dataset=self.data)
+
+
+class ThreadPolicySuite(_DigitsPoint):
+    """The ratio and the automatic choice, measured once (not per thread count)."""
 
     def _point_s(self, n: int) -> float:
         torch.set_num_threads(n)
@@ -142,12 +155,7 @@ class ThreadsSuite:
         self.train(self.cfg, dataset=self.data)
         return time.perf_counter() - start
 
-    def time_digits_point(self, threads: str) -> None:
-        self.train(self.cfg, dataset=self.data)
-
-    def track_all_cores_over_one(self, threads: str) -> float:
-        if threads != "all":
-            raise NotImplementedError("the ratio is reported once, under threads=all")
+    def track_all_cores_over_one(self) -> float:
         one, many = [], []
         for _ in range(REPEATS):
             one.append(self._point_s(1))
@@ -156,9 +164,7 @@ class ThreadsSuite:
 
     track_all_cores_over_one.unit = "ratio"
 
-    def track_auto_threads(self, threads: str) -> int:
-        if threads != "all":
-            raise NotImplementedError("reported once, under threads=all")
+    def track_auto_threads(self) -> int:
         from projlib.sweep.warmup import choose_threads, reset_caches
 
         reset_caches()
