@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pynvml
 import pytest
@@ -89,9 +90,16 @@ class IntegratingGpu:
             return int(self._power_w * 1000)
 
 
-def install_fake_nvml(monkeypatch: pytest.MonkeyPatch, gpu: IntegratingGpu | None) -> None:
-    """Patch pynvml so NVML sees ``gpu`` as its only device (or no device when ``None``)."""
-    monkeypatch.setattr(pynvml, "nvmlInit", lambda: None)
+def install_fake_nvml(monkeypatch: pytest.MonkeyPatch, gpu: Any | None,
+                      init_error: int | None = None) -> None:
+    """Patch pynvml so NVML sees ``gpu`` (any fake with ``energy_mj`` / ``power_mw``) as its
+    only device (or no device when ``None``); ``init_error`` makes ``nvmlInit`` fail with it."""
+
+    def init() -> None:
+        if init_error is not None:
+            raise pynvml.NVMLError(init_error)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", init)
     monkeypatch.setattr(pynvml, "nvmlShutdown", lambda: None)
     monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 0 if gpu is None else 1)
     monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda i: ("handle", i))

@@ -10,6 +10,8 @@ import pytest
 from projlib.measure import EnergyMeter
 from projlib.measure.nvml import NvmlBackend, _trapezoid_j
 
+from .helpers import install_fake_nvml
+
 
 class FakeGpu:
     """One fake device; ``energy_mj`` advances by ``power_w`` x elapsed wall time."""
@@ -41,17 +43,7 @@ class FakeGpu:
 @pytest.fixture
 def fake_nvml(monkeypatch: pytest.MonkeyPatch):
     def install(gpu: FakeGpu | None, init_error: int | None = None) -> FakeGpu | None:
-        def init() -> None:
-            if init_error is not None:
-                raise pynvml.NVMLError(init_error)
-
-        monkeypatch.setattr(pynvml, "nvmlInit", init)
-        monkeypatch.setattr(pynvml, "nvmlShutdown", lambda: None)
-        monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 0 if gpu is None else 1)
-        monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda i: ("handle", i))
-        if gpu is not None:
-            monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", gpu.energy_mj)
-            monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerUsage", gpu.power_mw)
+        install_fake_nvml(monkeypatch, gpu, init_error)
         return gpu
 
     return install

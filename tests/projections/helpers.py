@@ -23,7 +23,7 @@ FRACTIONS = (0.0, 0.01, 0.1, 0.5, 0.9, 0.999, 1.5)
 
 
 def group_matrix(W: torch.Tensor, groups: str) -> torch.Tensor:
-    """(G, m) matrix whose rows are the groups of ``W`` (PAPER_NOTES §1 convention)."""
+    """(G, m) matrix whose rows are the groups of ``W`` (the convention of docs/METHOD.md §1)."""
     return _norms.group_matrix(W, groups)
 
 
