@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 #: `PRAGMA user_version` of a results db. 1: the first, unversioned layout; 2: application_id,
-#: data fingerprint in the point identity, warm-up / idle / inference / thread columns.
-SCHEMA_VERSION = 2
+#: data fingerprint in the point identity, warm-up / idle / inference / thread columns;
+#: 3: train_step (how the training steps were launched).
+SCHEMA_VERSION = 3
 
 #: Values of the `status` column, in lifecycle order.
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
@@ -188,6 +189,9 @@ COLUMNS: tuple[Column, ...] = (
            "torch intra-op threads the point ran with"),
     Column("threads_json", "TEXT", "json", NO_UNIT, "thread policy", None, DETAIL, 2,
            "how the thread count was chosen (candidates, timings, reason) as JSON"),
+    Column("train_step", "TEXT", "text", NO_UNIT, "training step", None, DETAIL, 3,
+           "how the training steps were launched: eager, cuda-graph (full batches replayed "
+           "from one captured CUDA graph), or eager with the reason capture failed"),
     Column("warmup_time_s", "REAL", "real", "s", "warm-up (s)", True, METRIC, 2,
            "one-off warm-up before the training window (not in wall_time_s)"),
     Column("warmup_energy_j", "REAL", "real", "J", "warm-up energy (J)", True, METRIC, 2,

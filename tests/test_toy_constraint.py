@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from projlib.cli import app
 from projlib.cli.common import report_provenance
-from projlib.cli.options import DEFAULT_RADII, resolve_run_options
+from projlib.cli.options import DEFAULT_RADII, RunFlags, resolve_run_options
 from projlib.projections import (
     REGISTRY,
     ProjectionSpec,
@@ -128,7 +128,7 @@ def test_configs_validate_against_the_live_registry(toy):
     assert groups == {NAME: "columns", "l21": "rows"}
     # no radius given: the spec's default radii for the swept model
     assert DEFAULT_RADII[NAME] == RADII
-    options = resolve_run_options({"constraint": [NAME], "procedure": ["projected"]})
+    options = resolve_run_options(RunFlags(constraint=(NAME,), procedure=("projected",)))
     assert options.sweep.radii_for(NAME) == RADII
     assert report_provenance(Path("x.db"))["constraints"][NAME] == {"label": LABEL,
                                                                     "colour": COLOUR}

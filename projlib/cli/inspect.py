@@ -74,17 +74,32 @@ def runs(
     status: Annotated[
         str | None, typer.Option(help="Only points with this status.")
     ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="json/csv: only these columns, comma-separated, in this order "
+                          "(default: every column of the schema)."),
+    ] = None,
 ) -> None:
     """List the points in the db (table, or the full rows as JSON / CSV)."""
     if format not in RUN_FORMATS:
         fail(f"--format: {format!r} is not one of {', '.join(RUN_FORMATS)}")
     if status is not None and status not in schema.STATUSES:
         fail(f"--status: {status!r} is not one of {', '.join(schema.STATUSES)}")
-    rows = read_rows(db, status=status)
+    names = schema.column_names()
+    if columns is not None:
+        if format == "table":
+            fail("--columns: only with --format json or csv")
+        picked = [c.strip() for c in columns.split(",") if c.strip()]
+        unknown = [c for c in picked if c not in names]
+        if not picked or unknown:
+            fail(f"--columns: unknown column(s) {', '.join(unknown) or '(none given)'}; "
+                 "see docs/ARCHITECTURE.md for the row schema")
+        names = list(dict.fromkeys(picked))
+    rows = [{c: r.get(c) for c in names} for r in read_rows(db, status=status)]
     if format == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=schema.column_names())
+        writer = csv.DictWriter(sys.stdout, fieldnames=names)
         writer.writeheader()
         writer.writerows(rows)
     else:

@@ -1,9 +1,20 @@
 """Resolve `greenbench run` options: built-in defaults < TOML file < command-line flags.
 
-Everything here is validation; nothing is written. Every problem raises `OptionError` with a
-message naming the option, which the CLI prints as one line before exiting with code 2.
+The flow is typed end to end:
 
-TOML layout (all keys optional; lists may be given as a single value)::
+* each source is read into the same frozen `RunFlags` (None = "not given here"): the command
+  line by `run`, a TOML file by `load_toml`, the built-in values are `DEFAULT_FLAGS`;
+* `merge_flags(*layers)` is a pure field-wise merge (the last layer that gives a value wins);
+* `resolve_run_options(*layers)` merges the layers over `DEFAULT_FLAGS` and validates the result
+  once, into a `RunOptions` (a `SweepConfig`, the executor, the paths, the `PointSettings`).
+
+Nothing here writes anything. Every problem raises `OptionError` with a message naming the
+option, which the CLI prints as one line before exiting with code 2. The names a sweep may
+use (datasets, models, procedures, constraints) are checked against the registries, once, by
+`SweepConfig`; a constraint registered with `projlib.projections.register` is accepted.
+
+TOML layout (all keys optional; lists may be given as a single value; the accepted keys and
+their types are the fields of `RunFlags` and `TrainFlags`)::
 
     dataset = ["digits"]            # --dataset
     model = ["mlp"]                 # --model
@@ -22,9 +33,12 @@ TOML layout (all keys optional; lists may be given as a single value)::
     data_dir = "data"               # --data-dir
     download = false                # --download
     verify_data = true              # --verify-data / --no-verify-data (published checksums)
+    cuda_graph = true               # --cuda-graph / --no-cuda-graph (CUDA: one graph per step)
+    retry_failed = true             # --retry-failed / --no-retry-failed
     threads = "auto"                # --threads N|auto (torch intra-op threads per point)
     measure_inference = true        # --measure-inference / --no-measure-inference
-    [train]                         # shared TrainConfig options: lr, optimizer, batch_size, ...
+    max_points = 10000              # --max-points
+    [train]                         # shared TrainConfig options (`TrainFlags`)
     lr = 0.001
 """
 
@@ -33,15 +47,15 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
 from projlib.measure.carbon import CarbonBackend, known_countries
 from projlib.projections import REGISTRY, constraint_names
-from projlib.sweep import TRAIN_OPTION_NAMES, PointSettings, SweepConfig, resolve_device
+from projlib.sweep import PointSettings, SweepConfig, resolve_device
 from projlib.sweep.warmup import AUTO
 from projlib.training import TrainConfig
 
@@ -52,8 +66,14 @@ else:  # pragma: no cover - Python 3.10 (requires-python >= 3.10) has only the t
 
 __all__ = [
     "OptionError",
+    "Radii",
+    "TrainFlags",
+    "RunFlags",
     "RunOptions",
+    "DEFAULT_FLAGS",
+    "merge_flags",
     "load_toml",
+    "flags_from_toml",
     "resolve_run_options",
     "parse_radius",
     "DEFAULT_DB",
@@ -67,6 +87,7 @@ __all__ = [
 ]
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+_SWEEP_DEFAULTS = {f.name: f.default for f in fields(SweepConfig)}
 DEFAULT_DB = Path("reports/greenbench.db")
 DEFAULT_REPORT = Path("reports/greenbench.html")
 EXECUTORS = ("local", "ray")
@@ -83,8 +104,7 @@ DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {
 # The constraints swept when none is given (a choice of the CLI, not a property of each
 # constraint: what they are is in the registry, REGISTRY[name]).
 DEFAULT_CONSTRAINTS = ("l1", "l21", "l11")
-_DEFAULT_MODELS: tuple[str, ...] = next(f.default for f in fields(SweepConfig)
-                                        if f.name == "models")
+_DEFAULT_MODELS: tuple[str, ...] = _SWEEP_DEFAULTS["models"]
 
 
 def default_radii(constraint: str, models: Sequence[str] = _DEFAULT_MODELS) -> tuple[float, ...]:
@@ -120,17 +140,222 @@ class _DefaultRadii(Mapping[str, tuple[float, ...]]):
 # Kept for the imports that predate the registry's default radii (a live view of them).
 DEFAULT_RADII: Mapping[str, tuple[float, ...]] = _DefaultRadii()
 
-_LIST_KEYS = ("dataset", "model", "procedure", "constraint")
-_SCALAR_KEYS = ("seeds", "epochs", "device", "executor", "ray_address", "gpus_per_task", "db",
-                "report", "country", "data_dir", "download", "retry_failed", "max_points",
-                "verify_data", "threads", "measure_inference")
-_FILE_TRAIN_OPTIONS = tuple(
-    n for n in TRAIN_OPTION_NAMES if n not in ("data_dir", "download", "verify_data")
-)
-
 
 class OptionError(ValueError):
     """A bad option value; the message names the option and is shown as one line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed layers. Each field's metadata says what a TOML file may hold there ("types") and
+# whether a list is accepted ("many"); the TOML reader, its error messages and the merge are
+# all driven by these declarations, so an option is declared once.
+
+_STR, _INT, _NUM, _BOOL = (str,), (int,), (int, float), (bool,)
+
+
+def _opt(types: tuple[type, ...], many: bool = False) -> Any:
+    return field(default=None, metadata={"types": types, "many": many})
+
+
+@dataclass(frozen=True)
+class Radii:
+    """Radii as given: ``shared`` for every constraint, ``by_constraint`` per name. A layer
+    that gives any radius replaces the radii of the layers below it as a whole."""
+
+    shared: tuple[float, ...] = ()
+    by_constraint: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.shared or self.by_constraint)
+
+
+@dataclass(frozen=True)
+class TrainFlags:
+    """Training options shared by every point (TOML ``[train]``; some also flags)."""
+
+    lr: float | None = _opt(_NUM)
+    optimizer: str | None = _opt(_STR)
+    batch_size: int | None = _opt(_INT)
+    groups: str | None = _opt(_STR)
+    retrain_epochs: int | None = _opt(_INT)
+    layers: tuple[str, ...] | None = _opt(_STR, many=True)
+    constrain_first: bool | None = _opt(_BOOL)
+    constrain_last: bool | None = _opt(_BOOL)
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """One layer of `greenbench run` options (command line, TOML file or defaults); None =
+    not given in this layer."""
+
+    dataset: tuple[str, ...] | None = _opt(_STR, many=True)
+    model: tuple[str, ...] | None = _opt(_STR, many=True)
+    procedure: tuple[str, ...] | None = _opt(_STR, many=True)
+    constraint: tuple[str, ...] | None = _opt(_STR, many=True)
+    radius: Radii | None = _opt(_NUM, many=True)
+    seeds: int | tuple[int, ...] | None = _opt(_INT, many=True)
+    epochs: int | None = _opt(_INT)
+    device: str | None = _opt(_STR)
+    executor: str | None = _opt(_STR)
+    ray_address: str | None = _opt(_STR)
+    gpus_per_task: float | None = _opt(_NUM)
+    db: Path | None = _opt(_STR)
+    report: Path | None = _opt(_STR)
+    country: str | None = _opt(_STR)
+    data_dir: Path | None = _opt(_STR)
+    download: bool | None = _opt(_BOOL)
+    verify_data: bool | None = _opt(_BOOL)
+    cuda_graph: bool | None = _opt(_BOOL)
+    retry_failed: bool | None = _opt(_BOOL)
+    threads: int | str | None = _opt(_STR + _INT)
+    measure_inference: bool | None = _opt(_BOOL)
+    max_points: int | None = _opt(_INT)
+    train: TrainFlags = field(default_factory=TrainFlags)
+
+
+# What `greenbench run` does when neither the file nor the command line says otherwise. The
+# constraints and radii are derived instead (see `resolve_run_options`): DEFAULT_CONSTRAINTS,
+# and each constraint's registry radii for the swept models.
+DEFAULT_FLAGS = RunFlags(
+    dataset=_SWEEP_DEFAULTS["datasets"],
+    model=_SWEEP_DEFAULTS["models"],
+    procedure=_SWEEP_DEFAULTS["procedures"],
+    seeds=1,
+    epochs=DEFAULT_EPOCHS,
+    device="auto",
+    executor="local",
+    gpus_per_task=0.0,
+    db=DEFAULT_DB,
+    report=DEFAULT_REPORT,
+    country=DEFAULT_COUNTRY,
+    download=False,
+    verify_data=True,
+    cuda_graph=True,
+    retry_failed=True,
+    threads=AUTO,
+    measure_inference=True,
+    max_points=DEFAULT_MAX_POINTS,
+    train=TrainFlags(**DEFAULT_TRAIN_OPTIONS),
+)
+
+
+def _merge_layer(cls: type, layers: Sequence[Any]) -> dict[str, Any]:
+    return {
+        f.name: next((getattr(x, f.name) for x in reversed(layers)
+                      if getattr(x, f.name) is not None), None)
+        for f in fields(cls) if f.name != "train"
+    }
+
+
+def merge_flags(*layers: RunFlags) -> RunFlags:
+    """Field-wise merge, later layers win; a field a layer leaves None falls through. Pure."""
+    for x in layers:
+        if not isinstance(x, RunFlags):
+            raise TypeError(f"merge_flags takes RunFlags, got {type(x).__name__}")
+    train = TrainFlags(**_merge_layer(TrainFlags, [x.train for x in layers]))
+    return RunFlags(**_merge_layer(RunFlags, layers), train=train)
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML
+
+
+def load_toml(path: str | Path) -> RunFlags:
+    """Read a sweep TOML file into a `RunFlags` layer; OptionError on unreadable / invalid
+    files, unknown keys and values of the wrong type. Relative paths in the file are relative
+    to the file, so a sweep file works from any working directory."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise OptionError(f"config: cannot read {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise OptionError(f"config: {path} is not valid TOML: {exc}") from exc
+    return flags_from_toml(data, base=path.parent)
+
+
+def flags_from_toml(data: Mapping[str, Any], base: Path = Path(".")) -> RunFlags:
+    """The `RunFlags` layer a parsed TOML document describes (see `load_toml`)."""
+    valid = [f.name for f in fields(RunFlags)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise OptionError(f"config: unknown key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise OptionError("config: [train] must be a table")
+    train_valid = [f.name for f in fields(TrainFlags)]
+    bad = sorted(set(train) - set(train_valid))
+    if bad:
+        raise OptionError(
+            f"config: unknown [train] option(s) {', '.join(bad)}; valid: {', '.join(train_valid)}"
+        )
+    values = {f.name: _toml_value(f, f.name, data[f.name])
+              for f in fields(RunFlags) if f.name in data and f.name != "train"}
+    for key in ("db", "report", "data_dir"):
+        if key in values:
+            p = Path(values[key])
+            values[key] = p if p.is_absolute() else base / p
+    train_values = {f.name: _toml_value(f, f"train.{f.name}", train[f.name])
+                    for f in fields(TrainFlags) if f.name in train}
+    return RunFlags(**values, train=TrainFlags(**train_values))
+
+
+def _toml_value(f: Any, key: str, value: Any) -> Any:
+    types, many = f.metadata["types"], f.metadata["many"]
+    if f.name == "radius":
+        if isinstance(value, dict):  # {l1 = [5.0], l11 = 3.0}
+            return Radii(by_constraint=tuple(
+                (name, tuple(_check_values(f"radius.{name}", types, True, v)))
+                for name, v in value.items()
+            ))
+        return Radii(shared=tuple(_check_values(key, types, True, value)))
+    checked = _check_values(key, types, many, value)
+    if not many:
+        return checked[0]
+    if f.name == "seeds" and not isinstance(value, list):
+        return value  # a count, 0..N-1
+    return tuple(checked)
+
+
+def _check_values(key: str, types: tuple[type, ...], many: bool, value: Any) -> list[Any]:
+    items = value if isinstance(value, list) and many else [value]
+    for v in items:
+        # bool is an int in Python, but a TOML true is never a count or a radius.
+        if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+            names = {str: "a string", int: "an integer", float: "a number", bool: "true/false"}
+            kind = " or ".join(names[t] for t in types if not (t is int and float in types))
+            more = " (or a list of them)" if many else ""
+            raise OptionError(f"config: {key} must be {kind}{more}, got {value!r}")
+    return list(items)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_radius(values: Sequence[str]) -> Radii:
+    """CLI radii: "5" applies to every constraint, "l11=5" only to l11."""
+    shared: list[float] = []
+    by: dict[str, list[float]] = {}
+    for text in values:
+        name, sep, number = text.partition("=")
+        if not sep:
+            name, number = "", text
+        try:
+            value = float(number)
+        except ValueError:
+            raise OptionError(
+                f"--radius: {text!r} is not a number (use e.g. 5.0 or l11=5.0)"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise OptionError(f"--radius: {text!r} must be finite and > 0")
+        (by.setdefault(name.strip(), []) if name else shared).append(value)
+    return Radii(tuple(shared), tuple((k, tuple(v)) for k, v in by.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: once, on the merged layers.
 
 
 @dataclass(frozen=True)
@@ -148,198 +373,134 @@ class RunOptions:
     settings: PointSettings = PointSettings()
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a sweep TOML file; OptionError on unreadable / invalid files or unknown keys."""
-    path = Path(path)
+def resolve_run_options(*layers: RunFlags) -> RunOptions:
+    """Merge `DEFAULT_FLAGS` < ``layers`` (e.g. the TOML file, then the command line) and
+    validate the result; OptionError names the first bad option."""
+    flags = merge_flags(DEFAULT_FLAGS, *layers)
+    constraints, by, shared = _constraints_and_radii(flags)
+    seeds = _seeds(flags.seeds)
+    _check_sweep_size(flags, constraints, shared, by, len(seeds))
+    executor, gpus, device = _execution(flags)
+    country = _country(flags.country)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise OptionError(f"config: cannot read {path}: {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise OptionError(f"config: {path} is not valid TOML: {exc}") from exc
-    valid = (*_LIST_KEYS, "radius", *_SCALAR_KEYS, "train")
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise OptionError(f"config: unknown key(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-    train = data.get("train", {})
-    if not isinstance(train, dict):
-        raise OptionError("config: [train] must be a table")
-    bad = sorted(set(train) - set(_FILE_TRAIN_OPTIONS))
-    if bad:
-        raise OptionError(
-            f"config: unknown [train] option(s) {', '.join(bad)}; "
-            f"valid: {', '.join(_FILE_TRAIN_OPTIONS)}"
+        settings = PointSettings(threads=flags.threads, inference=flags.measure_inference)
+    except (ValueError, TypeError) as exc:
+        raise OptionError(f"--{_flagify(str(exc)).lstrip('-')}") from None
+    train = {k: v for k, v in vars(flags.train).items() if v is not None}
+    if flags.data_dir is not None:
+        train["data_dir"] = str(flags.data_dir)
+    if flags.download:
+        train["download"] = True
+    if not flags.verify_data:
+        train["verify_data"] = False
+    if not flags.cuda_graph:
+        train["cuda_graph"] = False
+    try:
+        sweep = SweepConfig(
+            datasets=flags.dataset,
+            models=flags.model,
+            procedures=flags.procedure,
+            constraints=constraints,
+            radii=shared,
+            radii_by_constraint=by,
+            seeds=seeds,
+            epochs=flags.epochs,
+            device=device,
+            options=tuple(train.items()),
         )
-    for key, value in data.items():
-        _check_file_type(key, value)
-    for key, value in train.items():
-        _check_file_type(f"train.{key}", value)
-    # Paths in a config file are relative to the file, so a sweep file works from any cwd.
-    for key in ("db", "report", "data_dir"):
-        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
-            data[key] = str(path.parent / data[key])
-    return data
+    except (ValueError, TypeError) as exc:
+        raise OptionError(_flagify(str(exc))) from None
+    return RunOptions(
+        sweep=sweep,
+        executor=executor,
+        ray_address=flags.ray_address,
+        gpus_per_task=gpus,
+        db=Path(flags.db),
+        report=Path(flags.report),
+        country=country,
+        retry_failed=flags.retry_failed,
+        settings=settings,
+    )
 
 
-# What each TOML key must hold, so a file says exactly what the flags say: `download = "yes"`
-# is an error, not "true"; lists of the same types are accepted for the repeatable keys.
-_STR, _INT, _NUM, _BOOL = (str,), (int,), (int, float), (bool,)
-_FILE_TYPES: dict[str, tuple[type, ...]] = {
-    "dataset": _STR, "model": _STR, "procedure": _STR, "constraint": _STR, "radius": _NUM,
-    "seeds": _INT, "epochs": _INT, "device": _STR, "executor": _STR, "ray_address": _STR,
-    "gpus_per_task": _NUM, "db": _STR, "report": _STR, "country": _STR, "data_dir": _STR,
-    "download": _BOOL, "retry_failed": _BOOL, "threads": _STR + _INT, "max_points": _INT,
-    "verify_data": _BOOL, "measure_inference": _BOOL,
-    "train.lr": _NUM, "train.optimizer": _STR, "train.batch_size": _INT, "train.groups": _STR,
-    "train.retrain_epochs": _INT, "train.layers": _STR, "train.constrain_first": _BOOL,
-    "train.constrain_last": _BOOL,
-}
-_LISTABLE = {*_LIST_KEYS, "radius", "seeds", "train.layers"}
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false"}
-    return " or ".join(names[t] for t in types if not (t is int and float in types))
-
-
-def _check_file_type(key: str, value: Any) -> None:
-    types = _FILE_TYPES.get(key)
-    if types is None:
-        return
-    if key == "radius" and isinstance(value, dict):  # {l1 = [5.0], l11 = 3.0}
-        for name, radii in value.items():
-            _check_values(f"radius.{name}", types, radii)
-        return
-    _check_values(key, types, value)
-
-
-def _check_values(key: str, types: tuple[type, ...], value: Any) -> None:
-    listable = key in _LISTABLE or key.startswith("radius.")
-    for v in value if isinstance(value, list) and listable else [value]:
-        # bool is an int in Python, but a TOML true is never a count or a radius.
-        if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
-            _bad(key, types, value)
-
-
-def _bad(key: str, types: tuple[type, ...], value: Any) -> NoReturn:
-    many = " (or a list of them)" if key in _LISTABLE or key.startswith("radius.") else ""
-    raise OptionError(f"config: {key} must be {_type_name(types)}{many}, got {value!r}")
-
-
-def parse_radius(values: list[str]) -> tuple[tuple[float, ...], dict[str, list[float]]]:
-    """CLI radii: "5" applies to every constraint, "l11=5" only to l11."""
-    shared: list[float] = []
-    by: dict[str, list[float]] = {}
-    for text in values:
-        name, sep, number = text.partition("=")
-        if not sep:
-            name, number = "", text
-        try:
-            value = float(number)
-        except ValueError:
-            raise OptionError(
-                f"--radius: {text!r} is not a number (use e.g. 5.0 or l11=5.0)"
-            ) from None
-        if not math.isfinite(value) or value <= 0:
-            raise OptionError(f"--radius: {text!r} must be finite and > 0")
-        (by.setdefault(name.strip(), []) if name else shared).append(value)
-    return tuple(shared), by
-
-
-def _as_list(key: str, value: Any) -> list[Any]:
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list):
-        return value
-    raise OptionError(f"{key}: expected a value or a list, got {type(value).__name__}")
-
-
-def _pick(cli: Mapping[str, Any], file: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = cli.get(key)
-    if value is not None and value != []:
-        return value
-    return file.get(key, default)
-
-
-def resolve_run_options(
-    cli: Mapping[str, Any], file: Mapping[str, Any] | None = None
-) -> RunOptions:
-    """Merge defaults < `file` (from `load_toml`) < `cli` (None / [] = flag not given)."""
-    file = dict(file or {})
-    axes = {k: _as_list(k, _pick(cli, file, k, [])) for k in _LIST_KEYS}
-    shared, by = parse_radius(cli.get("radius") or [])
-    if not shared and not by and "radius" in file:
-        radius = file["radius"]
-        if isinstance(radius, dict):
-            by = {k: _as_list(f"radius.{k}", v) for k, v in radius.items()}
-        else:
-            shared = tuple(_as_list("radius", radius))
+def _constraints_and_radii(
+    flags: RunFlags,
+) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[float, ...]], ...], tuple[float, ...]]:
+    radii = flags.radius or Radii()
     valid = tuple(constraint_names())
+    by = dict(radii.by_constraint)
     for name in by:
         if name not in valid:
             raise OptionError(f"--radius: unknown constraint {name!r}; valid: {', '.join(valid)}")
-    constraints = axes["constraint"] or (list(by) if by else list(DEFAULT_CONSTRAINTS))
+    constraints = flags.constraint or (tuple(by) if by else DEFAULT_CONSTRAINTS)
     # A radius for a constraint that is not swept is a mistake in either form (flag or table).
     stray = sorted(set(by) - set(constraints))
-    if stray and any(p != "dense" for p in axes["procedure"] or ["projected"]):
+    if stray and any(p != "dense" for p in flags.procedure):
         raise OptionError(
             f"--radius: {', '.join(stray)} not among the swept constraints "
             f"({', '.join(constraints)})"
         )
-    if not shared and not by:
+    if not radii:
         # No radius anywhere: each constraint's registry defaults for the swept models
         # (unknown names are caught by SweepConfig with the list of valid ones).
-        models = axes["model"] or list(_DEFAULT_MODELS)
-        by = {c: list(default_radii(c, models)) for c in constraints if default_radii(c, models)}
+        by = {c: default_radii(c, flags.model) for c in constraints
+              if default_radii(c, flags.model)}
+    return tuple(constraints), tuple(by.items()), radii.shared
 
-    seeds = _pick(cli, file, "seeds", 1)
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
+
+def _seeds(seeds: int | tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, tuple, list)):
         raise OptionError(f"--seeds: expected a count or a list of seeds, got {seeds!r}")
     if isinstance(seeds, int):
         if not 1 <= seeds <= MAX_SEEDS:
             raise OptionError(f"--seeds: must be between 1 and {MAX_SEEDS:,}, got {seeds}")
-        seeds = list(range(seeds))
-    elif len(seeds) > MAX_SEEDS:
+        return tuple(range(seeds))
+    if len(seeds) > MAX_SEEDS:
         raise OptionError(f"--seeds: at most {MAX_SEEDS:,} seeds, got {len(seeds):,}")
-    max_points = _pick(cli, file, "max_points", DEFAULT_MAX_POINTS)
+    return tuple(seeds)
+
+
+def _check_sweep_size(
+    flags: RunFlags, constraints: Sequence[str], shared: tuple[float, ...],
+    by: tuple[tuple[str, tuple[float, ...]], ...], n_seeds: int,
+) -> None:
+    # Counted before anything is expanded, so an absurd product costs nothing to refuse.
+    max_points = flags.max_points
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
         raise OptionError(f"--max-points: must be an integer >= 1, got {max_points!r}")
-    _check_sweep_size(axes, constraints, shared, by, len(seeds), max_points)
+    sparse = [p for p in flags.procedure if p != "dense"]
+    per_constraint = dict(by)
+    radii = sum(len(per_constraint.get(c, shared) or default_radii(c, flags.model))
+                for c in constraints)
+    total = len(flags.dataset) * len(flags.model) * n_seeds * (1 + len(sparse) * radii)
+    if total > max_points:
+        raise OptionError(
+            f"--max-points: this sweep has {total:,} points, more than {max_points:,}; "
+            "pass --max-points N to allow it"
+        )
 
-    executor = _pick(cli, file, "executor", "local")
+
+def _execution(flags: RunFlags) -> tuple[str, float, str]:
+    executor, gpus = flags.executor, flags.gpus_per_task
     if executor not in EXECUTORS:
         raise OptionError(f"--executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
-    gpus = _pick(cli, file, "gpus_per_task", 0.0)
     if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
         raise OptionError(f"--gpus-per-task: must be a number >= 0, got {gpus!r}")
     if gpus > 0 and executor != "ray":
         raise OptionError("--gpus-per-task: only used with --executor ray")
-    device_in = _pick(cli, file, "device", "auto")
     try:
-        device = resolve_device(device_in, executor, float(gpus))
+        device = resolve_device(flags.device, executor, float(gpus))
     except ValueError as exc:
         raise OptionError(f"--device: {exc}") from None
     if device == "cuda" and executor == "ray" and not gpus > 0:
         # Ray hides every GPU from a task that did not ask for one (CUDA_VISIBLE_DEVICES="").
         raise OptionError("--gpus-per-task: must be > 0 for --device cuda with --executor ray")
-    if device == "cuda" and executor == "local":
-        if not torch.cuda.is_available():
-            raise OptionError("--device: cuda requested but torch sees no CUDA device")
+    if device == "cuda" and executor == "local" and not torch.cuda.is_available():
+        raise OptionError("--device: cuda requested but torch sees no CUDA device")
+    return executor, float(gpus), device
 
-    train = {**DEFAULT_TRAIN_OPTIONS, **file.get("train", {})}
-    for key in ("lr", "optimizer", "batch_size", "groups", "retrain_epochs"):
-        if cli.get(key) is not None:
-            train[key] = cli[key]
-    data_dir = _pick(cli, file, "data_dir", None)
-    if data_dir is not None:
-        train["data_dir"] = str(data_dir)
-    if _pick(cli, file, "download", False):
-        train["download"] = True
-    if not _pick(cli, file, "verify_data", True):
-        train["verify_data"] = False
 
-    country = _pick(cli, file, "country", DEFAULT_COUNTRY)
+def _country(country: str) -> str:
     try:
         CarbonBackend(country)  # validates the form of the code, probes nothing
     except (ValueError, TypeError) as exc:
@@ -351,66 +512,16 @@ def resolve_run_options(
             f"(codecarbon/data/private_infra/global_energy_mix.json, {len(known)} countries, "
             f"e.g. {', '.join(sorted(known)[:6])}, ...)"
         )
-
-    try:
-        settings = PointSettings(
-            threads=_pick(cli, file, "threads", AUTO),
-            inference=_pick(cli, file, "measure_inference", True),
-        )
-    except (ValueError, TypeError) as exc:
-        raise OptionError(f"--{_flagify(str(exc)).lstrip('-')}") from None
-
-    try:
-        sweep = SweepConfig(
-            datasets=tuple(axes["dataset"] or ["digits"]),
-            models=tuple(axes["model"] or ["mlp"]),
-            procedures=tuple(axes["procedure"] or ["projected"]),
-            constraints=tuple(constraints),
-            radii=tuple(shared),
-            radii_by_constraint=tuple((k, tuple(v)) for k, v in by.items()),
-            seeds=tuple(seeds),
-            epochs=_pick(cli, file, "epochs", DEFAULT_EPOCHS),
-            device=device,
-            options=tuple(train.items()),
-        )
-    except (ValueError, TypeError) as exc:
-        raise OptionError(_flagify(str(exc))) from None
-    return RunOptions(
-        sweep=sweep,
-        executor=executor,
-        ray_address=_pick(cli, file, "ray_address", None),
-        gpus_per_task=float(gpus),
-        db=Path(_pick(cli, file, "db", DEFAULT_DB)),
-        report=Path(_pick(cli, file, "report", DEFAULT_REPORT)),
-        country=country,
-        retry_failed=bool(_pick(cli, file, "retry_failed", True)),
-        settings=settings,
-    )
-
-
-def _check_sweep_size(
-    axes: Mapping[str, list[Any]], constraints: list[str], shared: tuple[float, ...],
-    by: Mapping[str, list[float]], n_seeds: int, max_points: int,
-) -> None:
-    # Counted before anything is expanded, so an absurd product costs nothing to refuse.
-    sparse = [p for p in axes["procedure"] or ["projected"] if p != "dense"]
-    models = axes["model"] or list(_DEFAULT_MODELS)
-    radii = sum(len(by.get(c, shared) or default_radii(c, models)) for c in constraints)
-    per_seed = 1 + len(sparse) * radii
-    total = len(axes["dataset"] or [0]) * len(axes["model"] or [0]) * n_seeds * per_seed
-    if total > max_points:
-        raise OptionError(
-            f"--max-points: this sweep has {total:,} points, more than {max_points:,}; "
-            "pass --max-points N to allow it"
-        )
+    return country
 
 
 def _flagify(message: str) -> str:
-    # SweepConfig / TrainConfig name their fields ("radius: ...", "epochs must be ..."); show
-    # them as the flag the user typed.
+    # SweepConfig / TrainConfig / PointSettings name their fields ("radius: ...", "epochs must
+    # be ..."); show them as the flag the user typed. The flags are RunFlags' fields.
     head, sep, rest = message.partition(" ")
     name = head.rstrip(":")
-    if name in ("dataset", "model", "procedure", "constraint", "radius", "seeds", "epochs", "lr",
-                "optimizer", "batch_size", "groups", "retrain_epochs", "device"):
+    flags = {f.name for f in fields(RunFlags)} | {f.name for f in fields(TrainFlags)}
+    if name in flags:
         return f"--{name.replace('_', '-')}{':' if head.endswith(':') else ''} {rest}"
     return message
+

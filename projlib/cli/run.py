@@ -23,8 +23,11 @@ from projlib.cli.options import (
     DEFAULT_DB,
     DEFAULT_REPORT,
     OptionError,
+    RunFlags,
     RunOptions,
+    TrainFlags,
     load_toml,
+    parse_radius,
     resolve_run_options,
 )
 from projlib.cli.progress import RichSweepObserver
@@ -103,6 +106,12 @@ def run(
                      help="Check MNIST/Fashion-MNIST/CIFAR-10 files against their published "
                           "checksums; --no-verify-data for a custom variant. (default: verify)"),
     ] = None,
+    cuda_graph: Annotated[
+        bool | None,
+        typer.Option("--cuda-graph/--no-cuda-graph",
+                     help="On CUDA, replay each full-batch training step from one captured CUDA "
+                          "graph (eager where capture is impossible). (default: on)"),
+    ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate. (default: 0.02, the paper's step)")
     ] = None,
@@ -139,10 +148,23 @@ def run(
     With no arguments: a small sweep on the bundled digits data (mlp, projected training,
     l1/l21/l11 at three radii each, plus the dense baseline).
     """
-    cli: dict[str, Any] = {k: v for k, v in locals().items() if k != "config"}
     console = Console(highlight=False, soft_wrap=True)
     try:
-        options = resolve_run_options(cli, load_toml(config) if config is not None else None)
+        cli = RunFlags(
+            dataset=_given(dataset), model=_given(model), procedure=_given(procedure),
+            constraint=_given(constraint),
+            radius=parse_radius(radius) if radius else None,
+            seeds=seeds, epochs=epochs, device=device, executor=executor,
+            ray_address=ray_address, gpus_per_task=gpus_per_task, db=db, report=report,
+            country=country, data_dir=data_dir, download=download, verify_data=verify_data,
+            cuda_graph=cuda_graph,
+            retry_failed=retry_failed, threads=threads, measure_inference=measure_inference,
+            max_points=max_points,
+            train=TrainFlags(lr=lr, optimizer=optimizer, batch_size=batch_size, groups=groups,
+                             retrain_epochs=retrain_epochs),
+        )
+        layers = (cli,) if config is None else (load_toml(config), cli)
+        options = resolve_run_options(*layers)
     except OptionError as exc:
         fail(str(exc))
     # Everything that can be checked is checked before the first point trains: a sweep that
@@ -159,6 +181,11 @@ def run(
         _execute(options, console)
     except sqlite3.DatabaseError as exc:  # e.g. a page corrupted while the sweep ran
         fail(f"--db: {options.db}: {exc}")
+
+
+def _given(values: list[str] | None) -> tuple[str, ...] | None:
+    # A repeatable flag that was not given is None (an empty list never reaches here).
+    return tuple(values) if values else None
 
 
 def _check_datasets(options: RunOptions) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from projlib.projections import _torch_ops
 from projlib.projections.grouped import (
     project_l1inf,
     project_l1inf_bilevel,
@@ -32,6 +33,20 @@ from projlib.projections.registry import (
     register,
     unregister,
 )
+
+
+def set_cuda_check_finite(enabled: bool) -> bool:
+    """Whether projections of CUDA tensors check that the input is finite; returns the
+    previous setting.
+
+    Off by default: the CUDA path then never synchronises with the host (it can be captured
+    in a CUDA graph) and a NaN/inf input gives a NaN result. On: such an input raises
+    ``ValueError`` as on the CPU, at the cost of one host synchronisation per call."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+    previous = _torch_ops.CHECK_FINITE
+    _torch_ops.CHECK_FINITE = enabled
+    return previous
 
 
 def warmup() -> None:
@@ -69,6 +84,7 @@ __all__ = [
     "project_nuclear",
     "project_simplex",
     "register",
+    "set_cuda_check_finite",
     "unregister",
     "warmup",
 ]

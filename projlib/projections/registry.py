@@ -81,6 +81,8 @@ class ProjectionSpec:
     label: its name in report legends ("" -> ``name``).
     default_radii: model name -> radii swept when none is given; the ``"*"`` entry
         (``ANY_MODEL``) serves every model without an entry of its own.
+    low_rank: it saves by rank, not by zeros (the nuclear ball): cost summaries count its
+        MACCs as those of the factorised layers (``maccs_lowrank``) and label it "(rank)".
     """
 
     name: str
@@ -95,6 +97,7 @@ class ProjectionSpec:
     default_radii: Mapping[str, tuple[float, ...]] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
+    low_rank: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -106,7 +109,7 @@ class ProjectionSpec:
         for attr in ("fn", "norm_fn"):
             if not callable(getattr(self, attr)):
                 raise TypeError(f"{name}: {attr} must be callable")
-        for attr in ("exact", "structured"):
+        for attr in ("exact", "structured", "low_rank"):
             if not isinstance(getattr(self, attr), bool):
                 raise TypeError(f"{name}: {attr} must be a bool")
         groups = self.groups
@@ -204,7 +207,7 @@ _BUILTIN: tuple[ProjectionSpec, ...] = (
     ProjectionSpec("nuclear", _nuclear_entry, exact=True, structured=False, groups=(),
                    summary="nuclear-norm ball: singular values onto the l1 ball (low rank)",
                    norm_fn=nuclear_norm, colour="#d62728",
-                   default_radii=_defaults(3.0, 10.0, 30.0)),
+                   default_radii=_defaults(3.0, 10.0, 30.0), low_rank=True),
     ProjectionSpec("l11", project_l11, exact=False, structured=True, groups=_BOTH,
                    summary="bi-level l1,1 (the paper's operator): group l1 norms, then groups",
                    norm_fn=l1_norm, colour="#9467bd", default_radii=_defaults(10.0, 30.0, 100.0)),

@@ -40,8 +40,11 @@ __all__ = [
     "sweep_id_of",
 ]
 
-# Fields of TrainConfig that locate the data; they do not change what is computed.
-NON_IDENTITY_FIELDS: frozenset[str] = frozenset({"data_dir", "download", "verify_data"})
+# Fields of TrainConfig that locate the data or choose how a step is launched; they do not
+# change what is computed.
+NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
+    {"data_dir", "download", "verify_data", "cuda_graph"}
+)
 # Sweep axes are set by the sweep itself; layer_sparsity is per-point (magnitude matching) and
 # would make no sense shared across a product.
 _AXES = frozenset({"dataset", "model", "procedure", "constraint", "radius", "seed", "epochs"})
@@ -178,8 +181,9 @@ class SweepConfig:
                 )
         set_(self, "options", tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in opts))
         # Building every point runs TrainConfig's own validation (epochs, lr, ...) now, before
-        # anything is written: a sweep that fails validation leaves no trace in the store.
-        self.points()
+        # anything is written: a sweep that fails validation leaves no trace in the store. The
+        # expansion is kept (the config is frozen), so points() and sweep_id() reuse it.
+        set_(self, "_points", self._expand())
         self._check_models_fit()
 
     def radii_for(self, constraint: str) -> tuple[float, ...]:
@@ -205,8 +209,16 @@ class SweepConfig:
                         raise ValueError(f"layers: model {m!r}: {exc}") from exc
 
     def points(self) -> list[TrainConfig]:
-        """Expand to TrainConfigs: per (dataset, model, seed) the dense baseline first, then
-        procedures x constraints x radii. Duplicates (same point_id) are dropped, order kept."""
+        """The sweep's TrainConfigs: per (dataset, model, seed) the dense baseline first, then
+        procedures x constraints x radii. Duplicates (same point_id) are dropped, order kept.
+        Expanded once, when the config is built."""
+        return [c for c, _ in self._points]
+
+    def point_ids(self) -> list[str]:
+        """`point_id` of each of `points()`, in the same order (computed once)."""
+        return [pid for _, pid in self._points]
+
+    def _expand(self) -> tuple[tuple[TrainConfig, str], ...]:
         shared = dict(self.options)
         out: dict[str, TrainConfig] = {}
         for d in self.datasets:
@@ -231,7 +243,7 @@ class SweepConfig:
                                 )
                     for cfg in candidates:
                         out.setdefault(point_id(cfg), cfg)
-        return list(out.values())
+        return tuple((cfg, pid) for pid, cfg in out.items())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description (stored with the sweep)."""
@@ -250,7 +262,7 @@ class SweepConfig:
 
     def sweep_id(self) -> str:
         """sha256 hex of the sorted point ids: same points, same sweep."""
-        return sweep_id_of(point_id(c) for c in self.points())
+        return sweep_id_of(self.point_ids())
 
 
 def sweep_id_of(point_ids: Iterable[str]) -> str:

@@ -178,6 +178,7 @@ def result_metrics(result: TrainResult) -> dict[str, Any]:
         "fraction_nonzero": result.fraction_nonzero,
         "removed_input_fraction": result.removed_input_fraction,
         "layers_json": json.dumps(layers),
+        "train_step": result.step_mode,
         # The cost columns are the `CostReport` totals of the same names.
         **{name: getattr(cost, name) for name in schema.cost_columns()},
     }

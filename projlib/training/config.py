@@ -83,6 +83,10 @@ class TrainConfig:
     not consulted.
     verify_data: check MNIST / Fashion-MNIST / CIFAR-10 files against their published checksums
     (False for a custom variant on purpose).
+    cuda_graph: on CUDA, replay each phase's full-batch training step from one captured CUDA
+    graph (falls back to eager steps where capture is impossible; `TrainResult.step_mode` says
+    which ran). It changes how the step is launched, not what it computes, so it is not part
+    of a sweep point's identity. Ignored on the CPU.
     data_fingerprint: the `Dataset.fingerprint` of the data this run must train on (None: any
     data found under the dataset's name). Part of a sweep point's identity, so results computed
     on other data are never reused; `train` refuses a dataset whose fingerprint differs.
@@ -109,10 +113,9 @@ class TrainConfig:
     layer_sparsity: tuple[tuple[str, float], ...] | None = None
     data_fingerprint: str | None = None
     verify_data: bool = True
+    cuda_graph: bool = True
 
     def __post_init__(self) -> None:
-        # Imported here to avoid an import cycle (datasets/models import nothing from config).
-
         _check_choice("dataset", self.dataset, tuple(DATASETS))
         _check_choice("model", self.model, tuple(MODELS))
         _check_choice("procedure", self.procedure, PROCEDURE_NAMES)
@@ -126,7 +129,7 @@ class TrainConfig:
         object.__setattr__(self, "lr", float(self.lr))  # 1 and 1.0 must hash the same
         _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _check_int("seed", self.seed, 0, MAX_SEED)
-        for flag in ("constrain_first", "constrain_last", "download", "verify_data"):
+        for flag in ("constrain_first", "constrain_last", "download", "verify_data", "cuda_graph"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {type(getattr(self, flag)).__name__}")
         self._check_constraint()

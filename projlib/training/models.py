@@ -83,16 +83,21 @@ def cifarnet(input_shape: tuple[int, int, int], num_classes: int) -> nn.Sequenti
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered architecture. fully_connected: only linear layers (the paper's second
+    claim compares fully connected and convolutional nets)."""
+
     name: str
     builder: Callable[[tuple[int, int, int], int], nn.Sequential]
     summary: str
+    fully_connected: bool
 
 
 MODELS: dict[str, ModelSpec] = {
-    "lenet300": ModelSpec("lenet300", lenet300, "LeNet-300-100 fully connected (paper)"),
-    "convnet": ModelSpec("convnet", convnet, "MNIST conv net 10-20 5x5, fc 320-50 (paper)"),
-    "mlp": ModelSpec("mlp", mlp, "small MLP 128-64 for digits"),
-    "cifarnet": ModelSpec("cifarnet", cifarnet, "small VGG-style conv net for CIFAR-10"),
+    "lenet300": ModelSpec("lenet300", lenet300, "LeNet-300-100 fully connected (paper)", True),
+    "convnet": ModelSpec("convnet", convnet, "MNIST conv net 10-20 5x5, fc 320-50 (paper)",
+                         False),
+    "mlp": ModelSpec("mlp", mlp, "small MLP 128-64 for digits", True),
+    "cifarnet": ModelSpec("cifarnet", cifarnet, "small VGG-style conv net for CIFAR-10", False),
 }
 
 

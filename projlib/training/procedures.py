@@ -39,6 +39,9 @@ from projlib.training.sparsity import (
 Progress = Callable[[dict[str, Any]], None]
 EVAL_BATCH = 1000
 SGD_MOMENTUM = 0.9  # "sgd" means heavy-ball SGD; plain SGD at the paper's step needs many epochs
+# Steps run before a CUDA-graph capture (PyTorch asks for a few, on a side stream, so lazily
+# created state such as optimizer buffers and cuBLAS workspaces exists before capture).
+GRAPH_WARMUP_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class TrainResult:
     num_classes: int
     epoch_phases: list[str] = field(default_factory=list)
     constrained_layers: tuple[str, ...] = ()
+    step_mode: str = "eager"  # "eager" | "cuda-graph" | "eager (CUDA graph capture failed: ...)"
 
     @property
     def fraction_nonzero(self) -> float | None:
@@ -110,6 +114,8 @@ class _Runner:
         self.accuracies: list[float] = []
         self.phases: list[str] = []
         self._project: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # How the training steps ran: "eager", "cuda-graph", or "eager (... failed: why)".
+        self.step_mode = "eager"
 
     def project(self, names: list[str]) -> None:
         # Called after every optimizer step: the operator and its arguments are resolved once.
@@ -142,34 +148,43 @@ class _Runner:
         project_names: list[str] | None = None,
         masks: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """`epochs` epochs of minibatch training; optional projection or fixed masks per step."""
+        """`epochs` epochs of minibatch training; optional projection or fixed masks per step.
+
+        On CUDA (unless ``cuda_graph`` is off) the full-size steps replay one captured CUDA
+        graph (see `_capture`); the short last batch of an epoch, and every step elsewhere,
+        runs eagerly. Both run the same `_step`."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed)  # dropout / any global-RNG use restarts identically
         shuffle = torch.Generator().manual_seed(cfg.seed)
+        graphed = self._graphs_wanted()
         if cfg.optimizer == "adam":
-            opt: torch.optim.Optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+            # capturable: Adam keeps its step count on the device, so a graph can replay it.
+            capturable = graphed and self.device.type == "cuda"
+            opt: torch.optim.Optimizer = torch.optim.Adam(
+                self.model.parameters(), lr=cfg.lr, capturable=capturable
+            )
         else:
             opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=SGD_MOMENTUM)
         dev_masks = {n: m.to(self.device) for n, m in (masks or {}).items()}
-        n = self.train_x.shape[0]
+        step = functools.partial(self._step, opt, project_names or [], dev_masks)
+        n, batch = self.train_x.shape[0], cfg.batch_size
+        loss_sum = torch.zeros((), device=self.device)
+        self.model.train()
+        graph = self._capture(step, opt, loss_sum) if graphed and n >= batch else None
+        full = n - n % batch if graph is not None else 0
         for epoch in range(1, epochs + 1):
             self.model.train()
-            loss_sum = torch.zeros((), device=self.device)
+            loss_sum.zero_()
             order = torch.randperm(n, generator=shuffle).to(self.device)
-            for start in range(0, n, cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
-                loss = F.cross_entropy(self.model(self.train_x[idx]), self.train_y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                for name, m in dev_masks.items():
-                    self.params[name].grad.mul_(m)  # masked weights get no gradient ...
-                opt.step()
-                if project_names:
-                    self.project(project_names)  # splitting: gradient step, then projection
-                if dev_masks:
-                    # ... and stay exactly 0 whatever the optimizer's state does.
-                    apply_masks(self.model, dev_masks)
-                loss_sum += loss.detach() * idx.numel()
+            if graph is not None:
+                cuda_graph, static_idx = graph
+                for start in range(0, full, batch):
+                    static_idx.copy_(order[start : start + batch])  # device to device
+                    cuda_graph.replay()
+            for start in range(full, n, batch):
+                # With a graph the gradients stay the graph's own tensors (zeroed, not freed).
+                opt.zero_grad(set_to_none=graph is None)
+                step(order[start : start + batch], loss_sum)
             self.losses.append(float(loss_sum) / n)
             self.accuracies.append(self.evaluate())
             self.phases.append(phase)
@@ -178,6 +193,83 @@ class _Runner:
                     "phase": phase, "epoch": epoch, "epochs": epochs,
                     "train_loss": self.losses[-1], "test_accuracy": self.accuracies[-1],
                 })
+
+    def _step(self, opt: torch.optim.Optimizer, project_names: list[str],
+              dev_masks: dict[str, torch.Tensor], idx: torch.Tensor,
+              loss_sum: torch.Tensor) -> None:
+        """One training step on the examples `idx` (gradients must be None or zero). Nothing
+        in it reads a value back to the host, so it can be captured in a CUDA graph."""
+        loss = F.cross_entropy(self.model(self.train_x[idx]), self.train_y[idx])
+        loss.backward()
+        for name, m in dev_masks.items():
+            self.params[name].grad.mul_(m)  # masked weights get no gradient ...
+        opt.step()
+        if project_names:
+            self.project(project_names)  # splitting: gradient step, then projection
+        if dev_masks:
+            # ... and stay exactly 0 whatever the optimizer's state does.
+            apply_masks(self.model, dev_masks)
+        loss_sum.add_(loss.detach() * idx.numel())
+
+    def _graphs_wanted(self) -> bool:
+        return self.device.type == "cuda" and self.cfg.cuda_graph
+
+    def _capture(self, step: Callable[[torch.Tensor, torch.Tensor], None],
+                 opt: torch.optim.Optimizer,
+                 loss_sum: torch.Tensor) -> tuple[Any, torch.Tensor] | None:
+        """Capture one full-batch `step` in a CUDA graph: (graph, its static index buffer), or
+        None (eager steps) if it cannot be captured.
+
+        Capturing needs warm-up steps that really train; the weights, buffers and optimizer
+        state are put back afterwards, so the phase starts from the same state as an eager one
+        (a zeroed SGD momentum buffer or Adam moment is the same as a fresh one). An operator
+        that must read a value back (nuclear's SVD) cannot be captured: the phase then runs
+        eagerly and `step_mode` says why."""
+        state = list(self.model.state_dict().values())
+        saved = [t.detach().clone() for t in state]
+        idx = torch.arange(self.cfg.batch_size, device=self.device)
+        graph: Any = None
+        try:
+            graph = self._record(functools.partial(step, idx, loss_sum), opt)
+        except RuntimeError as exc:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            self.step_mode = f"eager (CUDA graph capture failed: {text[:200]})"
+        with torch.no_grad():
+            for t, v in zip(state, saved, strict=True):
+                t.copy_(v)
+            for per_param in opt.state.values():
+                for v in per_param.values():
+                    if torch.is_tensor(v):
+                        v.zero_()
+        loss_sum.zero_()
+        if graph is None:
+            opt.state.clear()
+            opt.zero_grad(set_to_none=True)
+            return None
+        opt.zero_grad(set_to_none=False)  # the graph's own gradient tensors, kept
+        self.step_mode = "cuda-graph"
+        return graph, idx
+
+    def _record(self, run: Callable[[], None], opt: torch.optim.Optimizer) -> Any:
+        """`run` captured in a `torch.cuda.CUDAGraph` after GRAPH_WARMUP_STEPS eager runs on a
+        side stream (the PyTorch recipe for capturing a whole training step). Replaying it
+        overwrites the gradients (they are None when capture starts, so backward writes them
+        from the graph's memory pool rather than accumulating)."""
+        device = self.device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP_STEPS):
+                opt.zero_grad(set_to_none=True)
+                run()
+        torch.cuda.current_stream(device).wait_stream(side)
+        opt.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            run()
+        return graph
 
 
 def _dense(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
@@ -292,4 +384,5 @@ def train(
         num_classes=dataset.num_classes,
         epoch_phases=runner.phases,
         constrained_layers=tuple(constrained),
+        step_mode=runner.step_mode,
     )

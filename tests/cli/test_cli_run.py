@@ -3,6 +3,8 @@ TOML configs and every validation error path (exit code 2, one line, nothing wri
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -73,6 +75,18 @@ def test_runs_formats_and_report(real_sweep: tuple, tmp_path: Path) -> None:
     as_csv = runner.invoke(app, ["runs", "--db", str(db), "--format", "csv"])
     lines = as_csv.stdout.strip().splitlines()
     assert lines[0].startswith("point_id,status,error,dataset") and len(lines) == 3
+    some = runner.invoke(app, ["runs", "--db", str(db), "--format", "csv",
+                               "--columns", "procedure, test_accuracy,train_step"])
+    assert some.exit_code == 0, some.output
+    picked = list(csv.DictReader(io.StringIO(some.stdout)))
+    assert [list(r) for r in picked] == [["procedure", "test_accuracy", "train_step"]] * 2
+    assert {r["train_step"] for r in picked} == {"eager"}  # CPU: no graph
+    for bad, needle in (("accuracy", "unknown column(s) accuracy"), (",", "(none given)")):
+        refused = runner.invoke(app, ["runs", "--db", str(db), "--format", "csv",
+                                      "--columns", bad])
+        assert refused.exit_code == 2 and needle in refused.stderr
+    only_json = runner.invoke(app, ["runs", "--db", str(db), "--columns", "seed"])
+    assert only_json.exit_code == 2 and "only with --format json or csv" in only_json.stderr
     table = runner.invoke(app, ["runs", "--db", str(db), "--status", "done"])
     assert table.exit_code == 0 and "projected" in table.stdout and "l11" in table.stdout
     out = tmp_path / "again.html"

@@ -19,7 +19,7 @@ def test_there_is_a_study_per_network() -> None:
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_study_file_resolves_and_covers_the_claims(path: Path) -> None:
-    options = resolve_run_options({}, load_toml(path))
+    options = resolve_run_options(load_toml(path))
     sweep = options.sweep
     assert sweep.datasets == ("fashion-mnist",)
     assert set(sweep.constraints) == set(constraint_names())

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from projlib.projections import _torch_ops
+from projlib.projections import _torch_ops, set_cuda_check_finite
 from projlib.projections._validate import group_shape
 
 from .helpers import constraint_norm, groups_for, torch_path
@@ -244,3 +244,13 @@ def test_the_shapes_above_include_one_group_and_groups_of_one_entry():
     for shape, groups in (((1, 9), "columns"), ((9, 1), "rows"), ((40,), "rows")):
         A, G, B = group_shape(shape, groups)
         assert A * B == 1 and G > 1
+
+
+def test_public_switch_for_the_finite_check() -> None:
+    assert set_cuda_check_finite(True) is False  # off by default
+    try:
+        assert _torch_ops.CHECK_FINITE is True
+    finally:
+        assert set_cuda_check_finite(False) is True
+    with pytest.raises(TypeError, match="bool"):
+        set_cuda_check_finite(1)  # type: ignore[arg-type]

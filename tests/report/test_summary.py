@@ -11,12 +11,18 @@ import pytest
 from typer.testing import CliRunner
 
 from projlib.cli import app
-from projlib.report.summary import summarise, to_markdown
+from projlib.report.summary import summarise as summarise_rows
+from projlib.report.summary import to_markdown
 from projlib.sweep import ResultsStore
 
 runner = CliRunner()
 SEEDS = range(5)
 DENSE_MACCS, DENSE_BYTES = 1000, 4000
+
+
+def summarise(rows, bands):
+    # What the CLI passes from the registries: nuclear saves by rank; lenet300 has no conv.
+    return summarise_rows(rows, bands, low_rank={"nuclear"}, fully_connected={"lenet300"})
 
 
 def _row(model: str, procedure: str, constraint: str | None, radius: float | None, seed: int,
@@ -80,6 +86,15 @@ def test_bands_rank_entries_by_cost_with_seed_matched_accuracy() -> None:
     assert _table(s, "convnet", 1.0).entries[0].label == "l21 · projected"
 
 
+def test_rank_and_architecture_come_from_the_caller() -> None:
+    # Without being told, the summary counts nuclear by its zeros (none here) and does not
+    # guess an architecture; the CLI tells it from ProjectionSpec.low_rank / ModelSpec.
+    plain = summarise_rows(known_rows(), (1.0,))
+    nuclear = [e for e in _table(plain, "lenet300", 1.0).entries if e.constraint == "nuclear"]
+    assert nuclear[0].label == "nuclear · projected" and nuclear[0].cost_fraction_mean == 1.0
+    assert "| fashion-mnist · lenet300 | ? | 1 |" in to_markdown(plain)
+
+
 def test_markdown_has_the_claim_two_comparison() -> None:
     text = to_markdown(summarise(known_rows(), bands=(1.0,)))
     assert "| fashion-mnist · lenet300 | fully connected | 1 | 80.0 % | 75.0 % |" in text
@@ -127,7 +142,34 @@ def test_cli_summary_formats(tmp_path: Path) -> None:
     assert out.read_text().startswith("### fashion-mnist")
 
 
+def test_cli_summary_procedure_filter_keeps_dense(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    md = runner.invoke(app, ["summary", "--db", str(db), "--band", "1",
+                             "--procedure", "lottery"])
+    assert md.exit_code == 0, md.output
+    assert "nothing to compare" in md.output  # no lottery rows in this db
+    everything = runner.invoke(app, ["summary", "--db", str(db), "--band", "1"])
+    projected = runner.invoke(app, ["summary", "--db", str(db), "--band", "1",
+                                    "--procedure", "projected"])
+    assert projected.output == everything.output and "l11 · projected" in projected.output
+
+
+def test_gap_is_to_the_best_other_constraint() -> None:
+    rows = known_rows()
+    extra = [dict(r, procedure="lottery", maccs_structured=round(DENSE_MACCS * 0.22))
+             for r in rows if r["constraint"] == "l11" and r["radius"] == 10.0]
+    one = _table(summarise(rows + extra, (1.0,)), "lenet300", 1.0)
+    # l11 · lottery is second, but the same constraint is no rival: the gap is to l1
+    assert [e.label for e in one.entries][:3] == ["l11 · projected", "l11 · lottery",
+                                                  "l1 · projected"]
+    assert one.gap is not None and one.gap.rival == "l1 · projected"
+    assert one.gap.mean == pytest.approx(0.10)
+    assert "vs l1 · projected: 10.0 points of dense cost" in to_markdown(
+        summarise(rows + extra, (1.0,)))
+
+
 @pytest.mark.parametrize(("args", "needle"), [
+    (["--procedure", "pruned"], "--procedure: unknown name(s) pruned"),
     (["--format", "xml"], "--format: 'xml'"),
     (["--band", "-1"], "--band"),
     (["--db", "missing.db"], "does not exist"),
