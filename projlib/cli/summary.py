@@ -13,7 +13,14 @@ import typer
 from projlib.cli.common import fail, read_rows
 from projlib.cli.options import DEFAULT_DB
 from projlib.projections import REGISTRY
-from projlib.report.summary import BANDS_POINTS, summarise, to_csv_rows, to_markdown
+from projlib.report.summary import (
+    BANDS_POINTS,
+    cell_rows,
+    cells_markdown,
+    summarise,
+    to_csv_rows,
+    to_markdown,
+)
 from projlib.training import MODELS
 from projlib.training.config import PROCEDURE_NAMES
 
@@ -35,6 +42,11 @@ def summary(
         typer.Option(help="Only these procedures (repeatable; the dense baseline is always "
                           "kept), e.g. projected: the paper's method alone."),
     ] = None,
+    cells: Annotated[
+        bool,
+        typer.Option("--cells", help="Every constraint x procedure x radius cell (the curves "
+                                     "behind the band tables) instead of the band tables."),
+    ] = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
@@ -63,11 +75,11 @@ def summary(
         fully_connected={name for name, spec in MODELS.items() if spec.fully_connected},
     )
     if format == "markdown":
-        text = to_markdown(result)
+        text = cells_markdown(result) if cells else to_markdown(result)
     elif format == "json":
-        text = json.dumps(to_csv_rows(result), indent=2) + "\n"
+        text = json.dumps(cell_rows(result) if cells else to_csv_rows(result), indent=2) + "\n"
     else:
-        rows = to_csv_rows(result)
+        rows = cell_rows(result) if cells else to_csv_rows(result)
         buf = io.StringIO()
         if rows:
             writer = csv.DictWriter(buf, fieldnames=list(rows[0]))

@@ -20,6 +20,7 @@ coarse, so both are shown.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,11 @@ __all__ = [
     "BANDS_POINTS",
     "BandEntry",
     "BandTable",
+    "Cell",
     "Gap",
     "Summary",
+    "cells_markdown",
+    "cell_rows",
     "summarise",
     "to_csv_rows",
     "to_markdown",
@@ -99,11 +103,31 @@ class BandTable:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """One (dataset, model, constraint, procedure, radius) cell, seed-matched to dense:
+    accuracy difference in points, structured MACCs / bytes as fractions of dense (MACCs by
+    rank for a low-rank constraint), fraction of nonzero constrained weights; mean and std."""
+
+    dataset: str
+    model: str
+    constraint: str
+    procedure: str
+    radius: float | None
+    seeds: int
+    accuracy_diff: tuple[float, float | None]
+    maccs: tuple[float, float | None]
+    nbytes: tuple[float, float | None]
+    nonzero: tuple[float, float | None] | None
+    low_rank: bool = False
+
+
+@dataclass(frozen=True)
 class Summary:
     tables: tuple[BandTable, ...]
     bands: tuple[float, ...]
     notes: tuple[str, ...] = field(default=())
     fully_connected: frozenset[str] | None = None  # models known to be fully connected
+    cells: tuple[Cell, ...] = ()  # every constrained cell with a dense baseline
 
     def kind(self, model: str) -> str:
         """"fully connected" / "convolutional" ("?" when the caller did not say)."""
@@ -229,7 +253,64 @@ def summarise(rows: Sequence[Mapping[str, Any]],
                     _gap_to_other_constraint(ranked),
                 ))
     return Summary(tuple(tables), tuple(float(b) for b in bands), tuple(dict.fromkeys(notes)),
-                   None if fully_connected is None else frozenset(fully_connected))
+                   None if fully_connected is None else frozenset(fully_connected),
+                   _cell_stats(cells, dense, low_rank))
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), _std(values)
+
+
+def _cell_stats(cells: Mapping[tuple, list[Mapping[str, Any]]],
+                dense: Mapping[tuple, Mapping[int, Mapping[str, Any]]],
+                low_rank: Collection[str]) -> tuple[Cell, ...]:
+    out = []
+    # (dataset, model, procedure, constraint, radius, groups, epochs); None sorts first
+    order = sorted(cells, key=lambda k: (k[0], k[1], str(k[3]), str(k[2]),
+                                         -1.0 if k[4] is None else float(k[4]), str(k[5]),
+                                         -1 if k[6] is None else int(k[6])))
+    for key in order:
+        base = dense.get((key[0], key[1], key[6]), {})
+        paired = [r for r in cells[key] if r["seed"] in base]
+        if not paired:
+            continue
+        costs = {}
+        for cost, dense_cost, _ in COSTS:
+            fr = [_cost(r, cost, low_rank) / float(base[r["seed"]][dense_cost]) for r in paired
+                  if _cost(r, cost, low_rank) is not None and base[r["seed"]].get(dense_cost)]
+            costs[cost] = _mean_std(fr) if fr else (math.nan, None)
+        nz = [float(r["fraction_nonzero"]) for r in paired
+              if r.get("fraction_nonzero") is not None]
+        out.append(Cell(
+            str(key[0]), str(key[1]), str(key[3]), str(key[2]), key[4], len(paired),
+            _mean_std([100.0 * (float(r["test_accuracy"])
+                                - float(base[r["seed"]]["test_accuracy"])) for r in paired]),
+            costs["maccs_structured"], costs["bytes_structured"],
+            _mean_std(nz) if nz else None, str(key[3]) in low_rank,
+        ))
+    return tuple(out)
+
+
+def cells_markdown(summary: Summary) -> str:
+    """Every constrained cell (the curves behind the band tables), one table per model."""
+    out: list[str] = []
+    models = dict.fromkeys((c.dataset, c.model) for c in summary.cells)
+    for dataset, model in models:
+        out.append(f"### {dataset} · {model}: every cell, seed-matched vs dense")
+        out.append("")
+        out.append("| constraint | procedure | radius | seeds | accuracy vs dense (points) | "
+                   "structured MACCs / dense | structured bytes / dense | nonzero weights |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for c in summary.cells:
+            if (c.dataset, c.model) != (dataset, model):
+                continue
+            radius = "—" if c.radius is None else f"{c.radius:g}"
+            rank = " (rank)" if c.low_rank else ""
+            out.append(f"| {c.constraint}{rank} | {c.procedure} | {radius} | {c.seeds} | "
+                       f"{_pts(*c.accuracy_diff)} | {_pct(*c.maccs)} | {_pct(*c.nbytes)} | "
+                       f"{'—' if c.nonzero is None else _pct(*c.nonzero)} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n" if out else ""
 
 
 def _gap_to_other_constraint(ranked: Sequence[BandEntry]) -> Gap | None:
@@ -341,3 +422,20 @@ def to_csv_rows(summary: Summary) -> list[dict[str, Any]]:
             })
     return out
 
+
+def cell_rows(summary: Summary) -> list[dict[str, Any]]:
+    """One flat dict per cell (see `Cell`), for CSV / JSON export."""
+    out = []
+    for c in summary.cells:
+        out.append({
+            "dataset": c.dataset, "model": c.model, "constraint": c.constraint,
+            "procedure": c.procedure, "radius": c.radius, "seeds": c.seeds,
+            "accuracy_diff_points_mean": c.accuracy_diff[0],
+            "accuracy_diff_points_std": c.accuracy_diff[1],
+            "maccs_fraction_mean": c.maccs[0], "maccs_fraction_std": c.maccs[1],
+            "bytes_fraction_mean": c.nbytes[0], "bytes_fraction_std": c.nbytes[1],
+            "nonzero_mean": None if c.nonzero is None else c.nonzero[0],
+            "nonzero_std": None if c.nonzero is None else c.nonzero[1],
+            "maccs_by_rank": c.low_rank,
+        })
+    return out

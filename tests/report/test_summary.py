@@ -180,3 +180,22 @@ def test_cli_summary_bad_input(tmp_path: Path, args: list[str], needle: str,
     db = _db(tmp_path)
     result = runner.invoke(app, ["summary", "--db", str(db), *args])
     assert result.exit_code == 2 and needle in result.stderr
+
+
+def test_cells_view_lists_every_cell_seed_matched(tmp_path: Path) -> None:
+    s = summarise(known_rows(), (1.0,))
+    cells = {(c.model, c.constraint, c.radius): c for c in s.cells}
+    assert len(cells) == len(s.cells) == 5  # 4 lenet300 cells + 1 convnet
+    l11 = cells["lenet300", "l11", 10.0]
+    assert l11.seeds == 5 and l11.accuracy_diff[0] == pytest.approx(-0.4)
+    assert l11.maccs[0] == pytest.approx(0.20) and l11.nbytes[0] == pytest.approx(0.25)
+    assert cells["lenet300", "nuclear", 3.0].maccs[0] == pytest.approx(0.40)  # by rank
+    db = _db(tmp_path)
+    md = runner.invoke(app, ["summary", "--db", str(db), "--cells"])
+    assert md.exit_code == 0, md.output
+    assert ("| l11 | projected | 10 | 5 | -0.40 ± 0.00 | 20.0 % ± 1.6 | 25.0 % ± 0.0 | — |"
+            in md.output)
+    assert "| nuclear (rank) | projected | 3 |" in md.output
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(
+        app, ["summary", "--db", str(db), "--cells", "--format", "csv"]).output)))
+    assert len(rows) == 5 and rows[0]["constraint"] == "l21"  # convnet sorts first
