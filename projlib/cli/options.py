@@ -44,7 +44,6 @@ their types are the fields of `RunFlags` and `TrainFlags`)::
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -335,7 +334,8 @@ def _check_values(key: str, types: tuple[type, ...], many: bool, value: Any) -> 
 
 
 def parse_radius(values: Sequence[str]) -> Radii:
-    """CLI radii: "5" applies to every constraint, "l11=5" only to l11."""
+    """CLI radii: "5" applies to every constraint, "l11=5" only to l11. Only parsed here: the
+    values are checked (finite, > 0) with the file's, by `SweepConfig`."""
     shared: list[float] = []
     by: dict[str, list[float]] = {}
     for text in values:
@@ -348,8 +348,6 @@ def parse_radius(values: Sequence[str]) -> Radii:
             raise OptionError(
                 f"--radius: {text!r} is not a number (use e.g. 5.0 or l11=5.0)"
             ) from None
-        if not math.isfinite(value) or value <= 0:
-            raise OptionError(f"--radius: {text!r} must be finite and > 0")
         (by.setdefault(name.strip(), []) if name else shared).append(value)
     return Radii(tuple(shared), tuple((k, tuple(v)) for k, v in by.items()))
 

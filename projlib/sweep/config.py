@@ -90,7 +90,7 @@ def _radius(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{field} must contain numbers, got {value!r}")
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{field} values must be finite and > 0, got {value!r}")
+        raise ValueError(f"{field}: {value!r} must be finite and > 0")
     return float(value)
 
 

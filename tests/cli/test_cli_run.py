@@ -159,7 +159,7 @@ def _bad_config(tmp_path: Path, text: str | None) -> str:
         (["--model", "convnet"], "model 'convnet' does not fit dataset 'digits'"),
         (["--procedure", "pruned"], "--procedure: unknown name 'pruned'"),
         (["--radius", "abc"], "--radius: 'abc' is not a number"),
-        (["--radius", "-3"], "--radius: '-3' must be finite and > 0"),
+        (["--radius", "-3"], "--radius: -3.0 must be finite and > 0"),
         (["--radius", "l9=3"], "--radius: unknown constraint 'l9'; valid: l1, l21"),
         (["--constraint", "l1", "--radius", "l11=3"], "--radius: l11 not among the swept"),
         (["--seeds", "0"], "--seeds: must be between 1 and 10,000"),

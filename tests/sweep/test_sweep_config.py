@@ -83,7 +83,7 @@ def test_sweep_id_ignores_axis_order() -> None:
         ({"datasets": ("imagenet",), "radii": (1.0,)}, r"dataset: unknown name .*digits"),
         ({"models": ("resnet",), "radii": (1.0,)}, r"model: unknown name .*mlp"),
         ({"procedures": ("pruned",), "radii": (1.0,)}, r"procedure: unknown name .*projected"),
-        ({"radii": (-1.0,)}, r"radius values must be finite and > 0"),
+        ({"radii": (-1.0,)}, r"radius: -1.0 must be finite and > 0"),
         ({"radii": ()}, r"radius: no radius given for constraint 'l1'"),
         ({"radii": (1.0,), "device": "auto"}, r"resolve 'auto' first"),
         ({"radii": (1.0,), "seeds": (-1,)}, r"seeds must be ints >= 0"),
