@@ -245,3 +245,20 @@ def test_nightly_flags_a_regression_between_commits(tmp_path: Path) -> None:
     row = next(line for line in out.splitlines() if "ToySuite.track_value" in line and "|" in line)
     assert row.split("|")[1].strip() == "+", row
     assert (tmp_path / ".asv" / "html" / "index.html").exists()
+
+
+def test_gpu_check_runs_every_part_and_keeps_its_log(tmp_path: Path) -> None:
+    # The prepared device check must run all three parts even when one fails (here every
+    # "python" call fails), and leave what it printed in $OUT for the session to read.
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "ran: $*"\nexit 1\n')
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHON": str(fake), "OUT": str(out)}
+    proc = subprocess.run(["bash", str(BENCH_DIR / "gpu_check.sh"), str(tmp_path / "none")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    log = (out / "gpu_check.md").read_text()
+    for part in ("ran: -m pytest -m gpu", "ran: benchmarks/gpu_projections.py",
+                 "ran: benchmarks/gpu_training.py"):
+        assert part in log and part in proc.stdout
