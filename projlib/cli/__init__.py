@@ -12,6 +12,8 @@ config hash is already done in the db are skipped.
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 
 import typer
@@ -41,6 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Click's own usage errors (unknown option, non-integer
     value) are reduced to one line as well, instead of the usage block."""
     command = typer.main.get_command(app)
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 <pid>` prints every thread's stack on stderr: how to see what a process
+        # that does not stop on Ctrl-C is waiting for.
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (AttributeError, OSError, ValueError):  # stderr without a file descriptor
+            pass
     try:
         code = command.main(args=argv, prog_name="greenbench", standalone_mode=False)
     except typer.TyperException as exc:  # typer's (vendored) click usage errors derive from it

@@ -71,7 +71,15 @@ def test_sigint_marks_point_interrupted_and_exits_130(tmp_path: Path) -> None:
         running = _wait_for_running(db, proc, timeout_s=60)
         time.sleep(1.5)  # let training start (the meter window opens first)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the CLI dumps every thread's stack (faulthandler)
+            time.sleep(2)
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"no exit 60 s after SIGINT; stdout {out[-1500:]!r}; "
+                        f"stacks:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
