@@ -66,6 +66,10 @@ def test_sigint_marks_point_interrupted_and_exits_130(tmp_path: Path) -> None:
         _command("run", "--constraint", "l1", "--radius", "30", "--epochs", "3000",
                  "--db", str(db), "--report", str(tmp_path / "int.html")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        # A child inherits an ignored SIGINT (as a shell's background job does) and Python then
+        # keeps ignoring it; whatever this pytest process did to its handler, the runner must
+        # start with the default disposition, as from a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         running = _wait_for_running(db, proc, timeout_s=60)
