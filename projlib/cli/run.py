@@ -235,43 +235,39 @@ def _execute(options: RunOptions, console: Console) -> None:
             f"device {sweep.device}, executor {options.executor}, db {escape(str(options.db))}"
         )
         meter = EnergyMeter(options.country)
+        # Probed once here, before the first point's clock starts, and said up front: a sweep
+        # whose energy column will be empty should say why before it runs, not after.
+        backends = "; ".join(
+            f"{s.name} {'ok' if s.available else 'unavailable'} ({s.reason})"
+            for s in meter.statuses()
+        )
+        console.print(f"energy backends: {escape(backends)}")
         try:
-            # Probed once here, before the first point's clock starts, and said up front: a sweep
-            # whose energy column will be empty should say why before it runs, not after.
-            backends = "; ".join(
-                f"{s.name} {'ok' if s.available else 'unavailable'} ({s.reason})"
-                for s in meter.statuses()
-            )
-            console.print(f"energy backends: {escape(backends)}")
-            try:
-                with RichSweepObserver(console, todo) as observer:
-                    if options.executor == "ray":
-                        run_ray(
-                            store, sweep_id, configs, country_iso_code=options.country,
-                            observer=observer, address=options.ray_address,
-                            gpus_per_task=options.gpus_per_task, settings=options.settings,
-                        )
-                    else:
-                        run_local(
-                            store, sweep_id, configs, country_iso_code=options.country,
-                            observer=observer, meter=meter, settings=options.settings,
-                        )
-            except KeyboardInterrupt:
-                # A second Ctrl-C while we report must not leave a traceback instead of the code.
-                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-                try:
-                    counts = store.counts(sweep_id)
-                    console.print(
-                        f"interrupted: {counts['done']}/{len(configs)} points done, "
-                        f"{counts['interrupted']} marked interrupted; "
-                        "rerun the same command to resume"
+            with RichSweepObserver(console, todo) as observer:
+                if options.executor == "ray":
+                    run_ray(
+                        store, sweep_id, configs, country_iso_code=options.country,
+                        observer=observer, address=options.ray_address,
+                        gpus_per_task=options.gpus_per_task, settings=options.settings,
                     )
-                finally:
-                    signal.signal(signal.SIGINT, previous)
-                raise typer.Exit(EXIT_INTERRUPTED) from None
-        except BaseException:
-            meter.close()  # Ctrl-C or a crash: release the backends (the CodeCarbon tracker)
-            raise
+                else:
+                    run_local(
+                        store, sweep_id, configs, country_iso_code=options.country,
+                        observer=observer, meter=meter, settings=options.settings,
+                    )
+        except KeyboardInterrupt:
+            # A second Ctrl-C while we report must not leave a traceback instead of the code.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                counts = store.counts(sweep_id)
+                console.print(
+                    f"interrupted: {counts['done']}/{len(configs)} points done, "
+                    f"{counts['interrupted']} marked interrupted; "
+                    "rerun the same command to resume"
+                )
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         counts = store.counts(sweep_id)
         rows = store.rows(sweep_id=sweep_id)
     statuses = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

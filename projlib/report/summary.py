@@ -20,7 +20,6 @@ coarse, so both are shown.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +80,7 @@ class Gap:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    rival: str = ""
+    rival: str
 
     @property
     def verdict(self) -> str:
@@ -115,8 +114,8 @@ class Cell:
     radius: float | None
     seeds: int
     accuracy_diff: tuple[float, float | None]
-    maccs: tuple[float, float | None]
-    nbytes: tuple[float, float | None]
+    maccs: tuple[float, float | None] | None  # None: not measured for this cell
+    nbytes: tuple[float, float | None] | None
     nonzero: tuple[float, float | None] | None
     low_rank: bool = False
 
@@ -274,11 +273,11 @@ def _cell_stats(cells: Mapping[tuple, list[Mapping[str, Any]]],
         paired = [r for r in cells[key] if r["seed"] in base]
         if not paired:
             continue
-        costs = {}
+        costs: dict[str, tuple[float, float | None] | None] = {}
         for cost, dense_cost, _ in COSTS:
-            fr = [_cost(r, cost, low_rank) / float(base[r["seed"]][dense_cost]) for r in paired
-                  if _cost(r, cost, low_rank) is not None and base[r["seed"]].get(dense_cost)]
-            costs[cost] = _mean_std(fr) if fr else (math.nan, None)
+            pairs = [(_cost(r, cost, low_rank), base[r["seed"]].get(dense_cost)) for r in paired]
+            fr = [c / float(d) for c, d in pairs if c is not None and d]
+            costs[cost] = _mean_std(fr) if fr else None  # not measured: None, never a number
         nz = [float(r["fraction_nonzero"]) for r in paired
               if r.get("fraction_nonzero") is not None]
         out.append(Cell(
@@ -307,7 +306,8 @@ def cells_markdown(summary: Summary) -> str:
             radius = "—" if c.radius is None else f"{c.radius:g}"
             rank = " (rank)" if c.low_rank else ""
             out.append(f"| {c.constraint}{rank} | {c.procedure} | {radius} | {c.seeds} | "
-                       f"{_pts(*c.accuracy_diff)} | {_pct(*c.maccs)} | {_pct(*c.nbytes)} | "
+                       f"{_pts(*c.accuracy_diff)} | {_pct(*(c.maccs or (None,)))} | "
+                       f"{_pct(*(c.nbytes or (None,)))} | "
                        f"{'—' if c.nonzero is None else _pct(*c.nonzero)} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n" if out else ""
@@ -432,8 +432,10 @@ def cell_rows(summary: Summary) -> list[dict[str, Any]]:
             "procedure": c.procedure, "radius": c.radius, "seeds": c.seeds,
             "accuracy_diff_points_mean": c.accuracy_diff[0],
             "accuracy_diff_points_std": c.accuracy_diff[1],
-            "maccs_fraction_mean": c.maccs[0], "maccs_fraction_std": c.maccs[1],
-            "bytes_fraction_mean": c.nbytes[0], "bytes_fraction_std": c.nbytes[1],
+            "maccs_fraction_mean": None if c.maccs is None else c.maccs[0],
+            "maccs_fraction_std": None if c.maccs is None else c.maccs[1],
+            "bytes_fraction_mean": None if c.nbytes is None else c.nbytes[0],
+            "bytes_fraction_std": None if c.nbytes is None else c.nbytes[1],
             "nonzero_mean": None if c.nonzero is None else c.nonzero[0],
             "nonzero_std": None if c.nonzero is None else c.nonzero[1],
             "maccs_by_rank": c.low_rank,

@@ -49,6 +49,6 @@ def test_captured_step_trains_like_eager_and_reproduces(digits, case):
 def test_nuclear_falls_back_to_eager_steps(digits):
     result = train(TrainConfig(**BASE, procedure="projected", constraint="nuclear", radius=10.0),
                    dataset=digits)
-    assert result.step_mode == "cuda-graph" or result.step_mode.startswith(
-        "eager (CUDA graph capture failed:")
+    # its NaN check reads a value back before the SVD: capture must fail, and say so
+    assert result.step_mode.startswith("eager (CUDA graph capture failed:"), result.step_mode
     assert result.test_accuracy > 0.5
