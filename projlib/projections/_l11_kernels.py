@@ -39,7 +39,10 @@ from projlib.projections._l1_kernels import _FM, advise_hugepages, bracket_tau
 
 _MAX_PASSES = 40
 _GAP_FRACTION = 0.25  # see _candidates
-_BLOCK = 256  # columns per block in l11_cols_apply: 1 KiB of each row (4 KiB for float64)
+# columns per block in l11_cols_apply: the whole width up to this (whole output lines per pass,
+# the per-column state ~120 bytes a column stays in L2); 256-column blocks were 10-12 % slower
+# on 4096x4096 (docs/BENCHMARKS.md)
+_BLOCK = 1 << 14
 _ROWS = 8  # rows summed in registers by the column kernels
 
 
@@ -553,18 +556,18 @@ _BOOT = 8  # columns solved alone first, to predict the others
 
 
 @njit(cache=True, nogil=True)
-def _l11_cols_apply(x, u, v, tol, k, out):  # pragma: no cover - compiled
+def _l11_cols_apply(x, u, v, tol, k, out, block):  # pragma: no cover - compiled
     """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G); u_g = 0 gives zeros.
 
     The first _BOOT live columns are copied out and solved like rows, so that every block
-    starts from predicted guesses.  Then blocks of _BLOCK columns are solved together: every
-    pass reads the block row by row (vectorised across its columns, 1 KiB of each row) and
-    updates each column's bracket; the last _STRAGGLERS unfinished columns are copied out and
-    finished like rows; then one float64 pass checks the block's columns (as
+    starts from predicted guesses.  Then blocks of up to ``block`` columns (usually the whole
+    width) are solved together: every pass reads the block row by row (vectorised across its
+    columns) and updates each column's bracket; the last _STRAGGLERS unfinished columns are
+    copied out and finished like rows; then one float64 pass checks the block's columns (as
     ``_exact_tau``).  The output is written at the end, row by row over the full width.
     """
     A, G = x.shape
-    BL = _BLOCK
+    BL = max(min(block, G), 1)
     zero = k[0]
     one = k[1]
     st = np.empty((6, BL), np.float64)  # low, s_lo, c_lo, high, s_hi, c_hi
@@ -764,8 +767,9 @@ def l11_rows_apply(x: np.ndarray, u: np.ndarray, v: np.ndarray, tol: float, k: n
 
 
 def l11_cols_apply(x: np.ndarray, u: np.ndarray, v: np.ndarray, tol: float, k: np.ndarray,
-                   out: np.ndarray) -> None:
-    """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G) (``_l11_cols_apply``);
-    ``out`` is a fresh buffer (``_l1_kernels.advise_hugepages``)."""
+                   out: np.ndarray, block: int = _BLOCK) -> None:
+    """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G) (``_l11_cols_apply``),
+    solved ``block`` columns at a time; ``out`` is a fresh buffer
+    (``_l1_kernels.advise_hugepages``)."""
     advise_hugepages(out)
-    _l11_cols_apply(x, u, v, tol, k, out)
+    _l11_cols_apply(x, u, v, tol, k, out, block)
