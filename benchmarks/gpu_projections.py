@@ -1,4 +1,4 @@
-"""GPU timings of the projections (the pure-torch CUDA path) against the targets.
+"""GPU timings of the projections (the CUDA path) against the targets.
 
     python benchmarks/gpu_projections.py            # a Markdown report on stdout, exit 0
 
@@ -22,7 +22,10 @@ Targets (PASS/FAIL):
 Also printed: the host (CPU) time to enqueue one call: when it is close to the GPU time the
 operator is launch-bound, and the torch ops per call; and, to tune the crossover between
 the one-sort and the chunked threshold searches (``_torch_ops.FULL_SORT_MAX``), both variants
-of l1 and l1inf on 1000x1000, 2048x2048 and 4096x4096 matrices.
+of l1 and l1inf on 1000x1000, 2048x2048 and 4096x4096 matrices; and l11 by the Triton
+kernels (``_triton_ops``, what ``project`` runs for eligible float32 weights) against the
+pure-torch path, both groupings, at 100x300, 300x784, 1000x1000 and 4096x4096, with their
+largest difference (``GREENBENCH_TRITON=0`` gives the torch path everywhere).
 """
 
 from __future__ import annotations
@@ -217,7 +220,42 @@ def report() -> None:
             print(f"| {label} | {name} | {res[0]:.4f} | {res[1]:.4f} |")
         W = None
         torch.cuda.empty_cache()
+    triton_vs_torch(dev, gen)
     print(f"\n({time.time() - t_start:.0f} s)")
+
+
+def triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
+    """l11 by the Triton kernels (what ``project`` runs on eligible float32 CUDA weights)
+    against the pure-torch path, at layer sizes of the paper's networks and the targets'."""
+    from projlib.projections import _triton_ops, grouped
+
+    print("\n| shape | groups | Triton ms | torch path ms | torch / Triton | max rel diff |"
+          "\n|---|---|---|---|---|---|")
+    for shape in ((100, 300), (300, 784), (1000, 1000), (4096, 4096)):
+        W = torch.randn(shape, device=dev, generator=gen)
+        for groups in ("columns", "rows"):
+            X, r, shape3 = grouped._prepare(W, 0.3 * constraint_norm(W, "l11", groups), groups)
+            X3 = X.reshape(shape3)
+            if not _triton_ops.eligible(X3):
+                print(f"| {shape} | {groups} | not eligible | | | |")
+                continue
+            try:
+                tri_ms = gpu_ms(_triton_ops.project_l11, X3, r)[0]
+                got = _triton_ops.project_l11(X3, r)
+            except Exception as err:  # a broken kernel: say so, keep the report going
+                print(f"| {shape} | {groups} | ERROR {type(err).__name__}: {err} |"[:120])
+                continue
+            if got is None:
+                print(f"| {shape} | {groups} | failed to compile: {_triton_ops._failed[0]} |"
+                      [:120])
+                continue
+            ref_ms = gpu_ms(_torch_ops.project_l11, X3, r)[0]
+            ref = _torch_ops.project_l11(X3, r)
+            diff = float((got - ref).abs().max()) / float(W.abs().max())
+            print(f"| {shape} | {groups} | {tri_ms:.4f} | {ref_ms:.4f} | "
+                  f"{ref_ms / tri_ms:.1f} | {diff:.1e} |")
+        W = None
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# Without a GPU, Triton kernels (``projlib.projections._triton_ops``) run in Triton's
+# interpreter on CPU tensors.  It must be chosen before anything imports Triton, which then
+# builds its own library functions (tl.sort, tl.cumsum) for the interpreter too.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from projlib.projections import _group_kernels, _l1_kernels, _l11_kernels, _torch_ops
+from projlib.projections import (
+    _group_kernels,
+    _l1_kernels,
+    _l11_kernels,
+    _torch_ops,
+    _triton_ops,
+)
 from projlib.projections._scaling import check_range, run_scaled
 from projlib.projections._validate import (
     as_contiguous,
@@ -148,15 +154,26 @@ def project_l11(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
     2-3 cheap passes per surviving group (guesses predicted from the groups already solved,
     since u_g = v_g - theta with one theta) and one float64 pass that makes tau_g exact; rows
     are solved in cache and written at once, matrix columns a block of columns at a time
-    (no transpose).  Observed O(numel).
+    (no transpose).  Observed O(numel).  On CUDA: ``_triton_ops`` (one fill, three kernels)
+    for float32 weights with groups of at most 4096 entries, else ``_torch_ops``.
     Reference: Guyard & Barlaud, ICPR 2020 (HAL hal-02556382).
     """
     X, r, shape3 = _prepare(W, radius, groups)
     if X.numel() == 0:
         return X.clone()
     if X.device.type != "cpu":
-        return _torch_ops.project_l11(X.reshape(shape3), r).reshape(X.shape)
+        return _l11_device(X.reshape(shape3), r).reshape(X.shape)
     return run_scaled(_l11_cpu, X, r, shape3)
+
+
+def _l11_device(X3: torch.Tensor, r: float) -> torch.Tensor:
+    """Non-CPU tensors: the Triton kernels where they apply (``_triton_ops.eligible``; not
+    with ``CHECK_FINITE``, which needs the torch path's check), else the pure-torch path."""
+    if not _torch_ops.CHECK_FINITE and _triton_ops.eligible(X3):
+        out = _triton_ops.project_l11(X3, r)
+        if out is not None:
+            return out
+    return _torch_ops.project_l11(X3, r)
 
 
 def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:

@@ -1,0 +1,176 @@
+"""Triton kernels for the bi-level l1,1 operator on CUDA: four launches instead of ~50 ops.
+
+The pure-torch path (``_torch_ops.project_l11``) costs about fifty torch ops per call, and on a
+GPU each op is a kernel launch (a few microseconds of host time in eager mode, one graph node
+in a captured training step): at the sizes of a network layer the launches, not the data, set
+the time.  Here the same computation takes one fill and three kernels:
+
+0. a fill: (theta, total, radius) in one float64 buffer (a Python float would reach a kernel
+   as float32);
+1. ``_norms``: one program per group, the group's l1 norm v_g in float64;
+2. ``_outer``: one program, theta of u = P_B1(radius)(v) = max(v - theta, 0) by one sort of
+   v, a float64 cumsum and the Held et al. (1974) formula (``_torch_ops._row_taus``), plus
+   the total norm (inside the ball: theta = 0 and the input is returned bit for bit; total not
+   finite: NaN everywhere, as the torch path);
+3. ``_groups``: one program per group, the group's |entries| sorted descending, float64
+   cumsum, tau_g by the same formula at radius u_g (u_g = 0: +inf, the group is zeroed),
+   tau_g rounded up to float32 (the feasible side) and the soft threshold written.
+
+The arithmetic is the torch path's (sort, float64 cumsum, one formula, no iteration), so both
+agree to a float32 rounding; no host synchronisation (radius is a kernel argument, every
+decision a device-side select).  Used for float32 CUDA tensors whose groups hold at most
+``MAX_GROUP`` entries and that have at most ``MAX_GROUPS`` groups, when Triton imports and
+:data:`ENABLED` is true (``GREENBENCH_TRITON=0`` turns it off); anything else, or a kernel
+that fails to compile (reported once as a warning), takes the torch path.  On CPU tensors the
+kernels run only under ``TRITON_INTERPRET=1`` (how the tests check them against the numba
+kernels).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import warnings
+
+import torch
+
+# Imported on first use (``_load``): Triton takes ~1 s to import, and it ships with torch's
+# CUDA wheels only.  The kernels below read ``tl`` from this module's globals.
+triton = None
+tl = None
+
+#: Use the Triton kernels for eligible CUDA tensors (``GREENBENCH_TRITON=0``: never).
+ENABLED = os.environ.get("GREENBENCH_TRITON", "1") != "0"
+#: Largest group (entries) one program sorts in registers.
+MAX_GROUP = 4096
+#: Most groups the single ``_outer`` program sorts.
+MAX_GROUPS = 8192
+
+_failed: list[str] = []  # the compile error that turned the kernels off, reported once
+
+
+def installed() -> bool:
+    """Whether Triton can be imported (without importing it)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+@functools.cache
+def _load() -> bool:
+    global triton, tl
+    if not installed():
+        return False
+    triton = importlib.import_module("triton")
+    tl = importlib.import_module("triton.language")
+    return True
+
+
+def available() -> bool:
+    """Enabled, Triton imports, and the kernels have not failed to compile in this process."""
+    return ENABLED and not _failed and _load()
+
+
+def eligible(X3: torch.Tensor) -> bool:
+    """Whether ``project_l11`` takes this (A, G, B) tensor (see the module docstring)."""
+    A, G, B = X3.shape
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    return (available() and X3.dtype == torch.float32 and X3.is_contiguous()
+            and (X3.is_cuda or interpret) and 1 < G <= MAX_GROUPS and 1 <= A * B <= MAX_GROUP)
+
+
+# --------------------------------------------------------------------------------- kernels
+# Group g, entry i (0 <= i < m = A*B) of a contiguous (A, G, B) tensor sits at
+# (i // B) * G * B + g * B + i % B: rows (A = 1) are contiguous, columns (B = 1) strided.
+
+
+def _norms(x_ptr, v_ptr, G, B, m, BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    g = tl.program_id(0)
+    i = tl.arange(0, BLOCK)
+    offs = (i // B) * (G * B) + g * B + i % B
+    y = tl.abs(tl.load(x_ptr + offs, mask=i < m, other=0.0)).to(tl.float64)
+    tl.store(v_ptr + g, tl.sum(y, axis=0))
+
+
+def _outer(v_ptr, par_ptr, G, BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    radius = tl.load(par_ptr + 2)
+    k = tl.arange(0, BLOCK)
+    v = tl.load(v_ptr + k, mask=k < G, other=0.0)
+    total = tl.sum(v, axis=0)  # unsorted: a NaN is not left to the sort's NaN order
+    z = tl.sort(v, descending=True)
+    cs = tl.cumsum(z, axis=0)
+    c = cs - (k + 1).to(tl.float64) * z
+    rho = tl.maximum(tl.sum((c < radius).to(tl.int32), axis=0), 1)
+    theta = (tl.sum(tl.where(k == rho - 1, cs, 0.0), axis=0) - radius) / rho.to(tl.float64)
+    theta = tl.where(total <= radius, 0.0, theta)
+    theta = tl.where(total < float("inf"), theta, float("nan"))
+    tl.store(par_ptr, theta)
+    tl.store(par_ptr + 1, total)
+
+
+def _groups(x_ptr, out_ptr, v_ptr, par_ptr, G, B, m,
+            BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    g = tl.program_id(0)
+    i = tl.arange(0, BLOCK)
+    offs = (i // B) * (G * B) + g * B + i % B
+    x = tl.load(x_ptr + offs, mask=i < m, other=0.0)
+    z = tl.sort(tl.abs(x), descending=True)
+    cs = tl.cumsum(z.to(tl.float64), axis=0)
+    c = cs - (i + 1).to(tl.float64) * z.to(tl.float64)
+    theta = tl.load(par_ptr)
+    total = tl.load(par_ptr + 1)
+    radius = tl.load(par_ptr + 2)
+    u = tl.maximum(tl.load(v_ptr + g) - theta, 0.0)  # NaN theta: NaN u
+    rho = tl.maximum(tl.sum((c < u).to(tl.int32), axis=0), 1)
+    tau = (tl.sum(tl.where(i == rho - 1, cs, 0.0), axis=0) - u) / rho.to(tl.float64)
+    tau = tl.where(u > 0.0, tl.maximum(tau, 0.0), float("inf"))
+    tau = tl.where(theta == theta, tau, float("nan"))
+    t = tau.to(tl.float32)  # rounded up to float32: the feasible side
+    up = (t.to(tl.int32, bitcast=True) + 1).to(tl.float32, bitcast=True)
+    t = tl.where(t.to(tl.float64) < tau, up, t)
+    soft = x - tl.minimum(tl.maximum(x, -t), t)
+    soft = tl.where(t == t, soft, float("nan"))  # (min/max need not propagate NaN)
+    tl.store(out_ptr + offs, tl.where(total <= radius, x, soft), mask=i < m)
+
+
+@functools.cache
+def _kernels():
+    """The jitted kernels (built on first use, so that ``TRITON_INTERPRET`` set by then is
+    honoured)."""
+    return triton.jit(_norms), triton.jit(_outer), triton.jit(_groups)
+
+
+def _reset() -> None:
+    """Forget the built kernels and any compile failure (tests switch the interpreter)."""
+    _kernels.cache_clear()
+    _failed.clear()
+
+
+def _warps(block: int) -> int:
+    return 8 if block >= 2048 else 4
+
+
+def project_l11(X3: torch.Tensor, radius: float) -> torch.Tensor | None:
+    """The bi-level l1,1 operator on an eligible (A, G, B) tensor (:func:`eligible`), or None
+    when the kernels failed to compile (the caller then takes the torch path)."""
+    A, G, B = X3.shape
+    m = A * B
+    if radius == 0.0:
+        return torch.zeros_like(X3)
+    norms, outer, groups = _kernels()
+    block = max(triton.next_power_of_2(m), 16)  # (a one-entry sort does not build)
+    gblock = max(triton.next_power_of_2(G), 16)
+    v = torch.empty(G, dtype=torch.float64, device=X3.device)
+    # (theta, total, radius): a Python float would reach the kernels as float32
+    par = torch.full((3,), radius, dtype=torch.float64, device=X3.device)
+    out = torch.empty_like(X3)
+    try:
+        norms[(G,)](X3, v, G, B, m, BLOCK=block, num_warps=_warps(block))
+        outer[(1,)](v, par, G, BLOCK=gblock, num_warps=_warps(gblock))
+        groups[(G,)](X3, out, v, par, G, B, m, BLOCK=block, num_warps=_warps(block))
+    except Exception as exc:  # noqa: BLE001 - any compile failure: fall back, say so once
+        _failed.append(f"{type(exc).__name__}: {exc}")
+        warnings.warn("greenbench: the Triton l11 kernels failed to compile, using the torch "
+                      f"path from now on ({_failed[0][:200]})", RuntimeWarning, stacklevel=3)
+        return None
+    return out

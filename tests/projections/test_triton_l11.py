@@ -1,0 +1,120 @@
+"""The Triton l1,1 kernels (the CUDA path for float32 weights), run by Triton's interpreter on
+CPU tensors and checked against the numba kernels; skipped where Triton is not installed (the
+CPU wheels of torch lack it).  On a GPU the same kernels are compiled and checked by
+``test_torch_path_gpu.py`` (agreement with the CPU, no host synchronisation)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from projlib.projections import _torch_ops, _triton_ops, grouped, project
+
+from .helpers import constraint_norm, groups_for, make_weight
+
+pytestmark = [
+    pytest.mark.skipif(not _triton_ops.installed(),
+                       reason="triton not installed (it ships with torch's CUDA wheels)"),
+    pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
+                       reason="compiled Triton on this machine: test_torch_path_gpu.py checks it"),
+]
+
+# small (the interpreter runs every program, and its bitonic sorts, in Python: ~0.5 s a call),
+# every input kind on the 2-D matrix, one kind on each other layout
+CASES = [((7, 9), kind) for kind in ("normal", "ties", "sparse", "scaled")] + [
+    ((3, 14), "sparse"), ((1, 13), "normal"), ((13, 1), "ties"), ((3, 2, 2, 2), "scaled"),
+    ((15,), "normal")]
+
+
+@pytest.fixture
+def interpreter():
+    _triton_ops._reset()
+    yield
+    _triton_ops._reset()
+
+
+def _device_path(W: torch.Tensor, radius: float, groups: str) -> torch.Tensor:
+    """What ``project(W, "l11", radius, groups)`` runs for a CUDA tensor, on W's device."""
+    X, r, shape3 = grouped._prepare(W, radius, groups)
+    return grouped._l11_device(X.reshape(shape3), r).reshape(W.shape)
+
+
+def _grouped(W, groups):
+    X, _, shape3 = grouped._prepare(W, 1.0, groups)
+    return X.reshape(shape3)
+
+
+@pytest.mark.parametrize(("shape", "kind"), CASES)
+def test_agrees_with_the_numba_kernels(shape, kind, interpreter):
+    W = make_weight(shape, 3, kind, torch.float32)
+    scale = max(float(W.abs().max()), 1e-30)
+    for groups in groups_for("l11"):
+        X3 = _grouped(W, groups)
+        assert _triton_ops.eligible(X3) == (X3.shape[1] > 1)  # one group: the torch path
+        if X3.shape[1] == 1:
+            continue
+        norm = constraint_norm(W, "l11", groups)
+        for frac in (0.02, 0.6):
+            radius = frac * norm
+            got = _triton_ops.project_l11(_grouped(W, groups), radius).reshape(W.shape)
+            ref = project(W, "l11", radius, groups)
+            err = float((got.double() - ref.double()).abs().max()) / scale
+            assert err <= 1e-6, (groups, frac, err)
+            assert constraint_norm(got, "l11", groups) <= radius * (1 + 2e-5)
+
+
+@pytest.mark.parametrize("shape", [(9, 7), (3, 2, 2, 2), (6, 1)])
+def test_inside_the_ball_bit_for_bit_zero_radius_and_nan(shape, interpreter):
+    W = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    W.view(-1)[::4] = -0.0
+    for groups in groups_for("l11"):
+        norm = constraint_norm(W, "l11", groups)
+        for radius in (norm * 1.0001, 1e300):
+            P = _device_path(W, radius, groups)
+            assert torch.equal(P.view(torch.int32), W.view(torch.int32)), (groups, radius)
+        assert torch.equal(_device_path(W, 0.0, groups), torch.zeros_like(W))
+    V = W.clone()
+    V.view(-1)[2] = float("nan")
+    assert bool(torch.isnan(_device_path(V, 0.5, "columns")).all())
+
+
+def test_which_tensors_take_the_kernels(interpreter, monkeypatch):
+    W = torch.randn(20, 10)
+    assert _triton_ops.eligible(_grouped(W, "columns"))
+    assert not _triton_ops.eligible(_grouped(W.double(), "columns"))  # float64: torch path
+    assert not _triton_ops.eligible(_grouped(torch.randn(_triton_ops.MAX_GROUP + 1, 2),
+                                             "columns"))
+    assert not _triton_ops.eligible(_grouped(torch.randn(2, _triton_ops.MAX_GROUPS + 1),
+                                             "columns"))
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert not _triton_ops.eligible(_grouped(W, "columns"))  # CPU tensor, compiled mode
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(_triton_ops, "ENABLED", False)  # GREENBENCH_TRITON=0
+    assert not _triton_ops.eligible(_grouped(W, "columns"))
+
+
+def test_check_finite_takes_the_torch_path(interpreter, monkeypatch):
+    monkeypatch.setattr(_torch_ops, "CHECK_FINITE", True)
+    W = torch.randn(6, 5)
+    W[2, 3] = float("nan")
+    with pytest.raises(ValueError, match="W contains NaN"):
+        _device_path(W, 1.0, "columns")
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_once_with_a_warning(interpreter,
+                                                                       monkeypatch):
+    class Broken:
+        def __getitem__(self, grid):
+            raise RuntimeError("out of resources: shared memory")
+
+    monkeypatch.setattr(_triton_ops, "_kernels", lambda: (Broken(), Broken(), Broken()))
+    W = make_weight((12, 9), 0, "normal", torch.float32)
+    radius = 0.3 * constraint_norm(W, "l11", "columns")
+    ref = project(W, "l11", radius, "columns")
+    with pytest.warns(RuntimeWarning, match="Triton l11 kernels failed to compile"):
+        got = _device_path(W, radius, "columns")
+    torch.testing.assert_close(got, ref)
+    assert not _triton_ops.available()  # later calls go straight to the torch path
+    torch.testing.assert_close(_device_path(W, radius, "columns"), ref)
