@@ -22,10 +22,11 @@ Targets (PASS/FAIL):
 Also printed: the host (CPU) time to enqueue one call: when it is close to the GPU time the
 operator is launch-bound, and the torch ops per call; and, to tune the crossover between
 the one-sort and the chunked threshold searches (``_torch_ops.FULL_SORT_MAX``), both variants
-of l1 and l1inf on 1000x1000, 2048x2048 and 4096x4096 matrices; and l11 by the Triton
-kernels (``_triton_ops``, what ``project`` runs for eligible float32 weights) against the
-pure-torch path, both groupings, at 100x300, 300x784, 1000x1000 and 4096x4096, with their
-largest difference (``GREENBENCH_TRITON=0`` gives the torch path everywhere).
+of l1 and l1inf on 1000x1000, 2048x2048 and 4096x4096 matrices; and l11, l21 and
+l1inf_bilevel by the Triton kernels (``_triton_ops``, what ``project`` runs for eligible
+float32 weights, so the main table times them) against the pure-torch path, both groupings,
+at 100x300, 300x784, 1000x1000 and 4096x4096, with their largest difference
+(``GREENBENCH_TRITON=0`` gives the torch path everywhere).
 """
 
 from __future__ import annotations
@@ -225,35 +226,35 @@ def report() -> None:
 
 
 def triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
-    """l11 by the Triton kernels (what ``project`` runs on eligible float32 CUDA weights)
-    against the pure-torch path, at layer sizes of the paper's networks and the targets'."""
+    """l11, l21, l1inf_bilevel by the Triton kernels (what ``project`` runs on eligible float32
+    CUDA weights) against the pure-torch path, at layer sizes of the paper's networks and the
+    targets'."""
     from projlib.projections import _triton_ops, grouped
 
-    print("\n| shape | groups | Triton ms | torch path ms | torch / Triton | max rel diff |"
-          "\n|---|---|---|---|---|---|")
+    print("\n| shape | groups | operator | Triton ms | torch path ms | torch / Triton "
+          "| max rel diff |\n|---|---|---|---|---|---|---|")
     for shape in ((100, 300), (300, 784), (1000, 1000), (4096, 4096)):
         W = torch.randn(shape, device=dev, generator=gen)
         for groups in ("columns", "rows"):
-            X, r, shape3 = grouped._prepare(W, 0.3 * constraint_norm(W, "l11", groups), groups)
-            X3 = X.reshape(shape3)
-            if not _triton_ops.eligible(X3):
-                print(f"| {shape} | {groups} | not eligible | | | |")
-                continue
-            try:
-                tri_ms = gpu_ms(_triton_ops.project_l11, X3, r)[0]
-                got = _triton_ops.project_l11(X3, r)
-            except Exception as err:  # a broken kernel: say so, keep the report going
-                print(f"| {shape} | {groups} | ERROR {type(err).__name__}: {err} |"[:120])
-                continue
-            if got is None:
-                print(f"| {shape} | {groups} | failed to compile: {_triton_ops._failed[0]} |"
-                      [:120])
-                continue
-            ref_ms = gpu_ms(_torch_ops.project_l11, X3, r)[0]
-            ref = _torch_ops.project_l11(X3, r)
-            diff = float((got - ref).abs().max()) / float(W.abs().max())
-            print(f"| {shape} | {groups} | {tri_ms:.4f} | {ref_ms:.4f} | "
-                  f"{ref_ms / tri_ms:.1f} | {diff:.1e} |")
+            for name in _triton_ops.KINDS:
+                X, r, shape3 = grouped._prepare(W, 0.3 * constraint_norm(W, name, groups),
+                                                groups)
+                X3 = X.reshape(shape3)
+                row = f"| {shape} | {groups} | {name} |"
+                if not _triton_ops.eligible(X3):
+                    why = f" ({_triton_ops._failed[0]})" if _triton_ops._failed else ""
+                    print(f"{row} not eligible{why} | | | |"[:160])
+                    continue
+                try:
+                    tri_ms = gpu_ms(_triton_ops.project, name, X3, r)[0]
+                    got = _triton_ops.project(name, X3, r)
+                except Exception as err:  # a broken kernel: say so, keep the report going
+                    print(f"{row} ERROR {type(err).__name__}: {err} |"[:160])
+                    continue
+                torch_fn = getattr(_torch_ops, f"project_{name}")
+                ref_ms = gpu_ms(torch_fn, X3, r)[0]
+                diff = float((got - torch_fn(X3, r)).abs().max()) / float(W.abs().max())
+                print(f"{row} {tri_ms:.4f} | {ref_ms:.4f} | {ref_ms / tri_ms:.1f} | {diff:.1e} |")
         W = None
         torch.cuda.empty_cache()
 

@@ -1,29 +1,30 @@
-"""Triton kernels for the bi-level l1,1 operator on CUDA: four launches instead of ~50 ops.
+"""Triton kernels for the bi-level operators on CUDA: l11, l21, l1inf_bilevel in four launches.
 
-The pure-torch path (``_torch_ops.project_l11``) costs about fifty torch ops per call, and on a
-GPU each op is a kernel launch (a few microseconds of host time in eager mode, one graph node
-in a captured training step): at the sizes of a network layer the launches, not the data, set
-the time.  Here the same computation takes one fill and three kernels:
+The pure-torch path (``_torch_ops``) costs 30-50 torch ops per call (l21 ~33, l1inf_bilevel
+~31, l11 ~49), and on a GPU each op is a kernel launch (a few microseconds of host time in
+eager mode, one graph node in a captured training step): at the sizes of a network layer the
+launches, not the data, set the time.  Here each operator is one fill and three kernels:
 
 0. a fill: (theta, total, radius) in one float64 buffer (a Python float would reach a kernel
    as float32);
-1. ``_norms``: one program per group, the group's l1 norm v_g in float64;
+1. ``_norms``: one program per group, the group's norm v_g in float64 (l1 for l11, l2 for
+   l21, max |x| for l1inf_bilevel: exact);
 2. ``_outer``: one program, theta of u = P_B1(radius)(v) = max(v - theta, 0) by one sort of
    v, a float64 cumsum and the Held et al. (1974) formula (``_torch_ops._row_taus``), plus
    the total norm (inside the ball: theta = 0 and the input is returned bit for bit; total not
    finite: NaN everywhere, as the torch path);
-3. ``_groups``: one program per group, the group's |entries| sorted descending, float64
-   cumsum, tau_g by the same formula at radius u_g (u_g = 0: +inf, the group is zeroed),
-   tau_g rounded up to float32 (the feasible side) and the soft threshold written.
+3. ``_apply``: one program per group: l11 sorts the group's |entries| descending, takes a
+   float64 cumsum and tau_g by the same formula at radius u_g (u_g = 0: +inf, the group is
+   zeroed) and soft-thresholds at tau_g rounded up to float32; l21 scales by u_g / v_g and
+   l1inf_bilevel clips at u_g, both rounded down (the feasible side, as ``_torch_ops._param``).
 
-The arithmetic is the torch path's (sort, float64 cumsum, one formula, no iteration), so both
-agree to a float32 rounding; no host synchronisation (radius is a kernel argument, every
-decision a device-side select).  Used for float32 CUDA tensors whose groups hold at most
-``MAX_GROUP`` entries and that have at most ``MAX_GROUPS`` groups, when Triton imports and
-:data:`ENABLED` is true (``GREENBENCH_TRITON=0`` turns it off); anything else, or a kernel
-that fails to compile (reported once as a warning), takes the torch path.  On CPU tensors the
-kernels run only under ``TRITON_INTERPRET=1`` (how the tests check them against the numba
-kernels).
+The arithmetic is the torch path's (sorts, float64 sums, one formula, no iteration), so both
+agree to a float32 rounding; no host synchronisation (every decision a device-side select).
+Used for float32 CUDA tensors whose groups hold at most ``MAX_GROUP`` entries and that have
+between 2 and ``MAX_GROUPS`` groups, when Triton imports and :data:`ENABLED` is true
+(``GREENBENCH_TRITON=0`` turns it off); anything else, or a kernel that fails to compile
+(reported once as a warning), takes the torch path.  On CPU tensors the kernels run only
+under ``TRITON_INTERPRET=1`` (how the tests check them against the numba kernels).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def available() -> bool:
 
 
 def eligible(X3: torch.Tensor) -> bool:
-    """Whether ``project_l11`` takes this (A, G, B) tensor (see the module docstring)."""
+    """Whether :func:`project` takes this (A, G, B) tensor (see the module docstring)."""
     A, G, B = X3.shape
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
     return (available() and X3.dtype == torch.float32 and X3.is_contiguous()
@@ -82,17 +83,29 @@ def eligible(X3: torch.Tensor) -> bool:
 # --------------------------------------------------------------------------------- kernels
 # Group g, entry i (0 <= i < m = A*B) of a contiguous (A, G, B) tensor sits at
 # (i // B) * G * B + g * B + i % B: rows (A = 1) are contiguous, columns (B = 1) strided.
+# KIND (a compile-time constant) picks the operator.
+
+KINDS = {"l11": 0, "l21": 1, "l1inf_bilevel": 2}
 
 
-def _norms(x_ptr, v_ptr, G, B, m, BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+def _norms(x_ptr, v_ptr, G, B, m, KIND: tl.constexpr,
+           BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    """v_g in float64: l1 norm (l11), l2 norm (l21) or max |x| (l1inf_bilevel, exact)."""
     g = tl.program_id(0)
     i = tl.arange(0, BLOCK)
     offs = (i // B) * (G * B) + g * B + i % B
     y = tl.abs(tl.load(x_ptr + offs, mask=i < m, other=0.0)).to(tl.float64)
-    tl.store(v_ptr + g, tl.sum(y, axis=0))
+    if KIND == 0:
+        v = tl.sum(y, axis=0)
+    elif KIND == 1:
+        v = tl.sqrt(tl.sum(y * y, axis=0))
+    else:  # (a max need not propagate NaN: counted apart)
+        v = tl.where(tl.sum((y != y).to(tl.int32), axis=0) > 0, float("nan"), tl.max(y, axis=0))
+    tl.store(v_ptr + g, v)
 
 
 def _outer(v_ptr, par_ptr, G, BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    """(theta, total) of u = P_B1(radius)(v) into par[0:2]; par[2] = radius."""
     radius = tl.load(par_ptr + 2)
     k = tl.arange(0, BLOCK)
     v = tl.load(v_ptr + k, mask=k < G, other=0.0)
@@ -108,36 +121,62 @@ def _outer(v_ptr, par_ptr, G, BLOCK: tl.constexpr):  # pragma: no cover - GPU/in
     tl.store(par_ptr + 1, total)
 
 
-def _groups(x_ptr, out_ptr, v_ptr, par_ptr, G, B, m,
-            BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+def _to_f32_py(p, up: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    """float64 p >= 0 (inf, NaN allowed) in float32, rounded up or down (the feasible side)."""
+    q = p.to(tl.float32)
+    bits = q.to(tl.int32, bitcast=True)
+    if up:
+        q = tl.where(q.to(tl.float64) < p, (bits + 1).to(tl.float32, bitcast=True), q)
+    else:
+        q = tl.where(q.to(tl.float64) > p, (bits - 1).to(tl.float32, bitcast=True), q)
+    return q
+
+
+def _apply(x_ptr, out_ptr, v_ptr, par_ptr, G, B, m, KIND: tl.constexpr,
+           BLOCK: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    """Group g's output: soft threshold at tau_g (l11), scaling by u_g / v_g (l21) or
+    clipping at u_g (l1inf_bilevel); the input itself when inside the ball, NaN when the
+    total norm is not finite."""
     g = tl.program_id(0)
     i = tl.arange(0, BLOCK)
     offs = (i // B) * (G * B) + g * B + i % B
     x = tl.load(x_ptr + offs, mask=i < m, other=0.0)
-    z = tl.sort(tl.abs(x), descending=True)
-    cs = tl.cumsum(z.to(tl.float64), axis=0)
-    c = cs - (i + 1).to(tl.float64) * z.to(tl.float64)
     theta = tl.load(par_ptr)
     total = tl.load(par_ptr + 1)
     radius = tl.load(par_ptr + 2)
-    u = tl.maximum(tl.load(v_ptr + g) - theta, 0.0)  # NaN theta: NaN u
-    rho = tl.maximum(tl.sum((c < u).to(tl.int32), axis=0), 1)
-    tau = (tl.sum(tl.where(i == rho - 1, cs, 0.0), axis=0) - u) / rho.to(tl.float64)
-    tau = tl.where(u > 0.0, tl.maximum(tau, 0.0), float("inf"))
-    tau = tl.where(theta == theta, tau, float("nan"))
-    t = tau.to(tl.float32)  # rounded up to float32: the feasible side
-    up = (t.to(tl.int32, bitcast=True) + 1).to(tl.float32, bitcast=True)
-    t = tl.where(t.to(tl.float64) < tau, up, t)
-    soft = x - tl.minimum(tl.maximum(x, -t), t)
-    soft = tl.where(t == t, soft, float("nan"))  # (min/max need not propagate NaN)
-    tl.store(out_ptr + offs, tl.where(total <= radius, x, soft), mask=i < m)
+    v = tl.load(v_ptr + g)
+    u = tl.maximum(v - theta, 0.0)  # NaN theta: NaN u
+    if KIND == 0:
+        z = tl.sort(tl.abs(x), descending=True)
+        cs = tl.cumsum(z.to(tl.float64), axis=0)
+        c = cs - (i + 1).to(tl.float64) * z.to(tl.float64)
+        rho = tl.maximum(tl.sum((c < u).to(tl.int32), axis=0), 1)
+        tau = (tl.sum(tl.where(i == rho - 1, cs, 0.0), axis=0) - u) / rho.to(tl.float64)
+        tau = tl.where(u > 0.0, tl.maximum(tau, 0.0), float("inf"))
+        t = _to_f32(tl.where(theta == theta, tau, float("nan")), True)
+        y = x - tl.minimum(tl.maximum(x, -t), t)
+    elif KIND == 1:  # inside: theta = 0, the scale is v / v = 1 exactly
+        scale = tl.where(v > 0.0, u / tl.where(v > 0.0, v, 1.0), 0.0)
+        scale = _to_f32(tl.where(theta == theta, scale, float("nan")), False)
+        y = x * scale
+        t = scale
+    else:
+        t = _to_f32(tl.where(theta == theta, u, float("nan")), False)
+        y = tl.minimum(tl.maximum(x, -t), t)
+    y = tl.where(t == t, y, float("nan"))  # (min/max need not propagate NaN)
+    tl.store(out_ptr + offs, tl.where(total <= radius, x, y), mask=i < m)
+
+
+_to_f32 = None  # triton.jit(_to_f32_py), set by _kernels
 
 
 @functools.cache
 def _kernels():
     """The jitted kernels (built on first use, so that ``TRITON_INTERPRET`` set by then is
     honoured)."""
-    return triton.jit(_norms), triton.jit(_outer), triton.jit(_groups)
+    global _to_f32  # the name the kernels call, resolved when they compile
+    _to_f32 = triton.jit(_to_f32_py)
+    return triton.jit(_norms), triton.jit(_outer), triton.jit(_apply)
 
 
 def _reset() -> None:
@@ -150,14 +189,16 @@ def _warps(block: int) -> int:
     return 8 if block >= 2048 else 4
 
 
-def project_l11(X3: torch.Tensor, radius: float) -> torch.Tensor | None:
-    """The bi-level l1,1 operator on an eligible (A, G, B) tensor (:func:`eligible`), or None
-    when the kernels failed to compile (the caller then takes the torch path)."""
+def project(name: str, X3: torch.Tensor, radius: float) -> torch.Tensor | None:
+    """``name`` (l11, l21 or l1inf_bilevel) on an eligible (A, G, B) tensor
+    (:func:`eligible`), or None when the kernels failed to compile (the caller then takes the
+    torch path)."""
     A, G, B = X3.shape
     m = A * B
     if radius == 0.0:
         return torch.zeros_like(X3)
-    norms, outer, groups = _kernels()
+    kind = KINDS[name]
+    norms, outer, apply = _kernels()
     block = max(triton.next_power_of_2(m), 16)  # (a one-entry sort does not build)
     gblock = max(triton.next_power_of_2(G), 16)
     v = torch.empty(G, dtype=torch.float64, device=X3.device)
@@ -165,12 +206,14 @@ def project_l11(X3: torch.Tensor, radius: float) -> torch.Tensor | None:
     par = torch.full((3,), radius, dtype=torch.float64, device=X3.device)
     out = torch.empty_like(X3)
     try:
-        norms[(G,)](X3, v, G, B, m, BLOCK=block, num_warps=_warps(block))
+        norms[(G,)](X3, v, G, B, m, KIND=kind, BLOCK=block, num_warps=_warps(block))
         outer[(1,)](v, par, G, BLOCK=gblock, num_warps=_warps(gblock))
-        groups[(G,)](X3, out, v, par, G, B, m, BLOCK=block, num_warps=_warps(block))
+        apply[(G,)](X3, out, v, par, G, B, m, KIND=kind, BLOCK=block,
+                    num_warps=_warps(block))
     except Exception as exc:  # noqa: BLE001 - any compile failure: fall back, say so once
         _failed.append(f"{type(exc).__name__}: {exc}")
-        warnings.warn("greenbench: the Triton l11 kernels failed to compile, using the torch "
-                      f"path from now on ({_failed[0][:200]})", RuntimeWarning, stacklevel=3)
+        warnings.warn("greenbench: the Triton projection kernels failed to compile, using the "
+                      f"torch path from now on ({_failed[0][:200]})", RuntimeWarning,
+                      stacklevel=3)
         return None
     return out

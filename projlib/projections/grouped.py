@@ -4,7 +4,9 @@ A weight is viewed as X (A, G, B), group g = X[:, g, :] (columns or rows, docs/M
 ``_validate.group_shape``).  Every operator first computes one norm per group (one read pass),
 returns ``W`` unchanged when the constraint already holds, and otherwise writes the result in
 one read/write pass with a per-group parameter.  CPU tensors go through the numba kernels on
-their zero-copy numpy view; other devices through the pure-torch kernels of ``_torch_ops``.
+their zero-copy numpy view; other devices through the Triton kernels of ``_triton_ops`` (l21,
+l11, l1inf_bilevel on float32 weights with groups of at most 4096 entries, where Triton is
+installed) or the pure-torch kernels of ``_torch_ops``.
 The CPU paths below return None for "inside the ball" and raise ``OutOfRange`` when that first
 norm leaves the range where it can be trusted; ``_scaling.run_scaled`` then reruns them on the
 exactly rescaled input (extreme magnitudes only, see ``_scaling``).  Formulas, exactness and
@@ -110,7 +112,7 @@ def project_l21(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
     if X.numel() == 0:
         return X.clone()
     if X.device.type != "cpu":
-        return _torch_ops.project_l21(X.reshape(shape3), r).reshape(X.shape)
+        return _on_device("l21", X.reshape(shape3), r).reshape(X.shape)
     return run_scaled(_l21_cpu, X, r, shape3)
 
 
@@ -134,7 +136,7 @@ def project_l1inf_bilevel(W: torch.Tensor, radius: float, groups: str = "columns
     if X.numel() == 0:
         return X.clone()
     if X.device.type != "cpu":
-        return _torch_ops.project_l1inf_bilevel(X.reshape(shape3), r).reshape(X.shape)
+        return _on_device("l1inf_bilevel", X.reshape(shape3), r).reshape(X.shape)
     return run_scaled(_l1inf_bilevel_cpu, X, r, shape3)
 
 
@@ -154,26 +156,25 @@ def project_l11(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
     2-3 cheap passes per surviving group (guesses predicted from the groups already solved,
     since u_g = v_g - theta with one theta) and one float64 pass that makes tau_g exact; rows
     are solved in cache and written at once, matrix columns a block of columns at a time
-    (no transpose).  Observed O(numel).  On CUDA: ``_triton_ops`` (one fill, three kernels)
-    for float32 weights with groups of at most 4096 entries, else ``_torch_ops``.
+    (no transpose).  Observed O(numel).
     Reference: Guyard & Barlaud, ICPR 2020 (HAL hal-02556382).
     """
     X, r, shape3 = _prepare(W, radius, groups)
     if X.numel() == 0:
         return X.clone()
     if X.device.type != "cpu":
-        return _l11_device(X.reshape(shape3), r).reshape(X.shape)
+        return _on_device("l11", X.reshape(shape3), r).reshape(X.shape)
     return run_scaled(_l11_cpu, X, r, shape3)
 
 
-def _l11_device(X3: torch.Tensor, r: float) -> torch.Tensor:
+def _on_device(name: str, X3: torch.Tensor, r: float) -> torch.Tensor:
     """Non-CPU tensors: the Triton kernels where they apply (``_triton_ops.eligible``; not
     with ``CHECK_FINITE``, which needs the torch path's check), else the pure-torch path."""
     if not _torch_ops.CHECK_FINITE and _triton_ops.eligible(X3):
-        out = _triton_ops.project_l11(X3, r)
+        out = _triton_ops.project(name, X3, r)
         if out is not None:
             return out
-    return _torch_ops.project_l11(X3, r)
+    return getattr(_torch_ops, f"project_{name}")(X3, r)
 
 
 def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:

@@ -1,7 +1,8 @@
-"""The Triton l1,1 kernels (the CUDA path for float32 weights), run by Triton's interpreter on
-CPU tensors and checked against the numba kernels; skipped where Triton is not installed (the
-CPU wheels of torch lack it).  On a GPU the same kernels are compiled and checked by
-``test_torch_path_gpu.py`` (agreement with the CPU, no host synchronisation)."""
+"""The Triton kernels of l11, l21 and l1inf_bilevel (the CUDA path for float32 weights), run
+by Triton's interpreter on CPU tensors and checked against the numba kernels; skipped where
+Triton is not installed (the CPU wheels of torch lack it).  On a GPU the same kernels are
+compiled and checked by ``test_torch_path_gpu.py`` (agreement with the CPU, no host
+synchronisation)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,13 @@ def interpreter():
     _triton_ops._reset()
 
 
-def _device_path(W: torch.Tensor, radius: float, groups: str) -> torch.Tensor:
-    """What ``project(W, "l11", radius, groups)`` runs for a CUDA tensor, on W's device."""
+NAMES = tuple(_triton_ops.KINDS)
+
+
+def _device_path(W: torch.Tensor, name: str, radius: float, groups: str) -> torch.Tensor:
+    """What ``project(W, name, radius, groups)`` runs for a CUDA tensor, on W's device."""
     X, r, shape3 = grouped._prepare(W, radius, groups)
-    return grouped._l11_device(X.reshape(shape3), r).reshape(W.shape)
+    return grouped._on_device(name, X.reshape(shape3), r).reshape(W.shape)
 
 
 def _grouped(W, groups):
@@ -46,38 +50,40 @@ def _grouped(W, groups):
     return X.reshape(shape3)
 
 
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(("shape", "kind"), CASES)
-def test_agrees_with_the_numba_kernels(shape, kind, interpreter):
+def test_agrees_with_the_numba_kernels(shape, kind, name, interpreter):
     W = make_weight(shape, 3, kind, torch.float32)
     scale = max(float(W.abs().max()), 1e-30)
-    for groups in groups_for("l11"):
+    for groups in groups_for(name):
         X3 = _grouped(W, groups)
         assert _triton_ops.eligible(X3) == (X3.shape[1] > 1)  # one group: the torch path
         if X3.shape[1] == 1:
             continue
-        norm = constraint_norm(W, "l11", groups)
+        norm = constraint_norm(W, name, groups)
         for frac in (0.02, 0.6):
             radius = frac * norm
-            got = _triton_ops.project_l11(_grouped(W, groups), radius).reshape(W.shape)
-            ref = project(W, "l11", radius, groups)
+            got = _triton_ops.project(name, _grouped(W, groups), radius).reshape(W.shape)
+            ref = project(W, name, radius, groups)
             err = float((got.double() - ref.double()).abs().max()) / scale
             assert err <= 1e-6, (groups, frac, err)
-            assert constraint_norm(got, "l11", groups) <= radius * (1 + 2e-5)
+            assert constraint_norm(got, name, groups) <= radius * (1 + 2e-5)
 
 
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("shape", [(9, 7), (3, 2, 2, 2), (6, 1)])
-def test_inside_the_ball_bit_for_bit_zero_radius_and_nan(shape, interpreter):
+def test_inside_the_ball_bit_for_bit_zero_radius_and_nan(shape, name, interpreter):
     W = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     W.view(-1)[::4] = -0.0
-    for groups in groups_for("l11"):
-        norm = constraint_norm(W, "l11", groups)
+    for groups in groups_for(name):
+        norm = constraint_norm(W, name, groups)
         for radius in (norm * 1.0001, 1e300):
-            P = _device_path(W, radius, groups)
+            P = _device_path(W, name, radius, groups)
             assert torch.equal(P.view(torch.int32), W.view(torch.int32)), (groups, radius)
-        assert torch.equal(_device_path(W, 0.0, groups), torch.zeros_like(W))
+        assert torch.equal(_device_path(W, name, 0.0, groups), torch.zeros_like(W))
     V = W.clone()
     V.view(-1)[2] = float("nan")
-    assert bool(torch.isnan(_device_path(V, 0.5, "columns")).all())
+    assert bool(torch.isnan(_device_path(V, name, 0.5, "columns")).all())
 
 
 def test_which_tensors_take_the_kernels(interpreter, monkeypatch):
@@ -99,8 +105,9 @@ def test_check_finite_takes_the_torch_path(interpreter, monkeypatch):
     monkeypatch.setattr(_torch_ops, "CHECK_FINITE", True)
     W = torch.randn(6, 5)
     W[2, 3] = float("nan")
-    with pytest.raises(ValueError, match="W contains NaN"):
-        _device_path(W, 1.0, "columns")
+    for name in NAMES:
+        with pytest.raises(ValueError, match="W contains NaN"):
+            _device_path(W, name, 1.0, "columns")
 
 
 def test_a_kernel_that_fails_to_compile_falls_back_once_with_a_warning(interpreter,
@@ -111,10 +118,10 @@ def test_a_kernel_that_fails_to_compile_falls_back_once_with_a_warning(interpret
 
     monkeypatch.setattr(_triton_ops, "_kernels", lambda: (Broken(), Broken(), Broken()))
     W = make_weight((12, 9), 0, "normal", torch.float32)
-    radius = 0.3 * constraint_norm(W, "l11", "columns")
-    ref = project(W, "l11", radius, "columns")
-    with pytest.warns(RuntimeWarning, match="Triton l11 kernels failed to compile"):
-        got = _device_path(W, radius, "columns")
+    radius = 0.3 * constraint_norm(W, "l21", "columns")
+    ref = project(W, "l21", radius, "columns")
+    with pytest.warns(RuntimeWarning, match="Triton projection kernels failed to compile"):
+        got = _device_path(W, "l21", radius, "columns")
     torch.testing.assert_close(got, ref)
     assert not _triton_ops.available()  # later calls go straight to the torch path
-    torch.testing.assert_close(_device_path(W, radius, "columns"), ref)
+    torch.testing.assert_close(_device_path(W, "l21", radius, "columns"), ref)
