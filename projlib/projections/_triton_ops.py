@@ -1,7 +1,7 @@
 """Triton kernels for the bi-level operators on CUDA: l11, l21, l1inf_bilevel in four launches.
 
-The pure-torch path (``_torch_ops``) costs 30-50 torch ops per call (l21 ~33, l1inf_bilevel
-~31, l11 ~49), and on a GPU each op is a kernel launch (a few microseconds of host time in
+The pure-torch path (``_torch_ops``) costs 30-50 torch ops per call (its module docstring
+counts them), and on a GPU each op is a kernel launch (a few microseconds of host time in
 eager mode, one graph node in a captured training step): at the sizes of a network layer the
 launches, not the data, set the time.  Here each operator is one fill and three kernels:
 
@@ -110,15 +110,22 @@ def _outer(v_ptr, par_ptr, G, BLOCK: tl.constexpr):  # pragma: no cover - GPU/in
     k = tl.arange(0, BLOCK)
     v = tl.load(v_ptr + k, mask=k < G, other=0.0)
     total = tl.sum(v, axis=0)  # unsorted: a NaN is not left to the sort's NaN order
-    z = tl.sort(v, descending=True)
-    cs = tl.cumsum(z, axis=0)
-    c = cs - (k + 1).to(tl.float64) * z
-    rho = tl.maximum(tl.sum((c < radius).to(tl.int32), axis=0), 1)
-    theta = (tl.sum(tl.where(k == rho - 1, cs, 0.0), axis=0) - radius) / rho.to(tl.float64)
+    theta = _held(tl.sort(v, descending=True), k, radius)
     theta = tl.where(total <= radius, 0.0, theta)
     theta = tl.where(total < float("inf"), theta, float("nan"))
     tl.store(par_ptr, theta)
     tl.store(par_ptr + 1, total)
+
+
+def _held_py(z, k, r):  # pragma: no cover - GPU/interpreter
+    """The l1-ball threshold at radius r of the float64 values z sorted descending (k their
+    positions 0..BLOCK-1, padding zeros last): with cs = cumsum(z), c_k = cs_k - (k+1) z_k and
+    rho = max(#{c_k < r}, 1), tau = (cs_rho - r) / rho (Held et al. 1974; as
+    ``_torch_ops._row_taus``)."""
+    cs = tl.cumsum(z, axis=0)
+    c = cs - (k + 1).to(tl.float64) * z
+    rho = tl.maximum(tl.sum((c < r).to(tl.int32), axis=0), 1)
+    return (tl.sum(tl.where(k == rho - 1, cs, 0.0), axis=0) - r) / rho.to(tl.float64)
 
 
 def _to_f32_py(p, up: tl.constexpr):  # pragma: no cover - GPU/interpreter
@@ -147,11 +154,7 @@ def _apply(x_ptr, out_ptr, v_ptr, par_ptr, G, B, m, KIND: tl.constexpr,
     v = tl.load(v_ptr + g)
     u = tl.maximum(v - theta, 0.0)  # NaN theta: NaN u
     if KIND == 0:
-        z = tl.sort(tl.abs(x), descending=True)
-        cs = tl.cumsum(z.to(tl.float64), axis=0)
-        c = cs - (i + 1).to(tl.float64) * z.to(tl.float64)
-        rho = tl.maximum(tl.sum((c < u).to(tl.int32), axis=0), 1)
-        tau = (tl.sum(tl.where(i == rho - 1, cs, 0.0), axis=0) - u) / rho.to(tl.float64)
+        tau = _held(tl.sort(tl.abs(x), descending=True).to(tl.float64), i, u)
         tau = tl.where(u > 0.0, tl.maximum(tau, 0.0), float("inf"))
         t = _to_f32(tl.where(theta == theta, tau, float("nan")), True)
         y = x - tl.minimum(tl.maximum(x, -t), t)
@@ -167,15 +170,16 @@ def _apply(x_ptr, out_ptr, v_ptr, par_ptr, G, B, m, KIND: tl.constexpr,
     tl.store(out_ptr + offs, tl.where(total <= radius, x, y), mask=i < m)
 
 
-_to_f32 = None  # triton.jit(_to_f32_py), set by _kernels
+# the names the kernels call, resolved when they compile: triton.jit of the *_py helpers
+_held = _to_f32 = None
 
 
 @functools.cache
 def _kernels():
     """The jitted kernels (built on first use, so that ``TRITON_INTERPRET`` set by then is
-    honoured)."""
-    global _to_f32  # the name the kernels call, resolved when they compile
-    _to_f32 = triton.jit(_to_f32_py)
+    honoured), helpers first."""
+    global _held, _to_f32
+    _held, _to_f32 = triton.jit(_held_py), triton.jit(_to_f32_py)
     return triton.jit(_norms), triton.jit(_outer), triton.jit(_apply)
 
 
