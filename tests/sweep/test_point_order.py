@@ -39,8 +39,15 @@ def test_per_point_time_does_not_depend_on_sweep_order() -> None:
     attempts = [_ratios(po)]
     # One retry against a noisy neighbour on a 2-core machine: an order effect (work that
     # belongs to the warm-up landing in a window) reproduces on every attempt; noise does not.
-    if any(not 1 / _BOUND <= r <= _BOUND for r in attempts[0]):
+    # Either bound can be hit by noise (CI saw a median of 1.27 with no point beyond 2x), so
+    # either one missed earns the retry.
+    if not _within(attempts[0]):
         attempts.append(_ratios(po))
     best = [min(rs, key=lambda r: abs(math.log(r))) for rs in zip(*attempts, strict=True)]
     assert all(1 / _BOUND <= r <= _BOUND for r in best), best
     assert 1 / _MEDIAN_BOUND <= statistics.median(best) <= _MEDIAN_BOUND, best
+
+
+def _within(ratios: list[float]) -> bool:
+    return (all(1 / _BOUND <= r <= _BOUND for r in ratios)
+            and 1 / _MEDIAN_BOUND <= statistics.median(ratios) <= _MEDIAN_BOUND)
