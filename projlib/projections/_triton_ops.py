@@ -68,7 +68,8 @@ def _load() -> bool:
 
 
 def available() -> bool:
-    """Enabled, Triton imports, and the kernels have not failed to compile in this process."""
+    """Enabled, Triton imports, and the kernels have not failed (to compile or to launch)
+    in this process."""
     return ENABLED and not _failed and _load()
 
 
@@ -195,8 +196,8 @@ def _warps(block: int) -> int:
 
 def project(name: str, X3: torch.Tensor, radius: float) -> torch.Tensor | None:
     """``name`` (l11, l21 or l1inf_bilevel) on an eligible (A, G, B) tensor
-    (:func:`eligible`), or None when the kernels failed to compile (the caller then takes the
-    torch path)."""
+    (:func:`eligible`), or None when the kernels failed to compile or to launch (the caller
+    then takes the torch path)."""
     A, G, B = X3.shape
     m = A * B
     if radius == 0.0:
@@ -214,10 +215,10 @@ def project(name: str, X3: torch.Tensor, radius: float) -> torch.Tensor | None:
         outer[(1,)](v, par, G, BLOCK=gblock, num_warps=_warps(gblock))
         apply[(G,)](X3, out, v, par, G, B, m, KIND=kind, BLOCK=block,
                     num_warps=_warps(block))
-    except Exception as exc:  # noqa: BLE001 - any compile failure: fall back, say so once
+    except Exception as exc:  # noqa: BLE001 - compile or launch failure: fall back, say so once
         _failed.append(f"{type(exc).__name__}: {exc}")
-        warnings.warn("greenbench: the Triton projection kernels failed to compile, using the "
-                      f"torch path from now on ({_failed[0][:200]})", RuntimeWarning,
+        warnings.warn("greenbench: the Triton projection kernels failed to compile or to launch, "
+                      f"using the torch path from now on ({_failed[0][:200]})", RuntimeWarning,
                       stacklevel=3)
         return None
     return out

@@ -122,7 +122,8 @@ def test_a_kernel_that_fails_to_compile_falls_back_once_with_a_warning(interpret
     W = make_weight((12, 9), 0, "normal", torch.float32)
     radius = 0.3 * constraint_norm(W, "l21", "columns")
     ref = project(W, "l21", radius, "columns")
-    with pytest.warns(RuntimeWarning, match="Triton projection kernels failed to compile"):
+    with pytest.warns(RuntimeWarning,
+                      match="Triton projection kernels failed to compile or to launch"):
         got = _device_path(W, "l21", radius, "columns")
     torch.testing.assert_close(got, ref)
     assert not _triton_ops.available()  # later calls go straight to the torch path
