@@ -65,8 +65,9 @@ GROUPED_SIZES = {"1000x1000": (1000, 1000), "4096x4096": (4096, 4096)}
 GROUPED_TARGETS = {  # (name, groups, size) -> target (the same for every operator)
     **{(n, g, "1000x1000"): 6.0 for n in GROUPED_FAST for g in ("columns", "rows")},
     **{(n, g, "4096x4096"): 3.0 for n in GROUPED_FAST for g in ("columns", "rows")},
-    # l11 measured on the 32 MB-L3 EPYC (docs/BENCHMARKS.md): columns 9-11 in cache and 3.5-4.1
-    # out of cache, rows 4.7-7.8 in cache: these targets are missed and reported as such.
+    # l11 measured on the 32 MB-L3 EPYC (docs/BENCHMARKS.md): columns 7-9 in cache and
+    # 2.7-3.1 out of cache (medians 2.8-2.9), rows 4.4-7.3 in cache: the in-cache targets are
+    # missed and reported as such.
 }
 COPT_TARGET = 10.0
 
