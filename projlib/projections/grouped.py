@@ -177,7 +177,8 @@ def _on_device(name: str, X3: torch.Tensor, r: float) -> torch.Tensor:
     return getattr(_torch_ops, f"project_{name}")(X3, r)
 
 
-def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
+def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple, **cols: float) -> torch.Tensor | None:
+    """``cols``: options of ``_l11_kernels.l11_cols_apply`` (block, entry_cost; tests)."""
     x3 = X.numpy().reshape(shape3)
     norms = _stats(x3, _L1)
     u = _outer(norms, r, X.dtype)
@@ -194,7 +195,7 @@ def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
     if B == 1:  # matrix columns: blocks of columns solved row-wise, no transpose
         out = torch.empty_like(X)
         _l11_kernels.l11_cols_apply(x3.reshape(A, G), u, norms, tol, k,
-                                    out.numpy().reshape(A, G))
+                                    out.numpy().reshape(A, G), **cols)
         return out
     tau = np.full(u.shape, np.inf)
     which = np.flatnonzero(u > 0)

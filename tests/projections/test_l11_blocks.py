@@ -19,15 +19,8 @@ from projlib.projections import _l11_kernels, grouped, project
 from .helpers import constraint_norm, make_weight, torch_path
 
 
-def _blocked(W: torch.Tensor, radius: float, block: int,
-             entry_cost: float = _l11_kernels._ENTRY_COST) -> torch.Tensor:
-    x = W.numpy()
-    norms = grouped._stats(x.reshape(x.shape[0], x.shape[1], 1), grouped._L1)
-    u = grouped._outer(norms, radius, W.dtype)
-    out = np.empty_like(x)
-    _l11_kernels.l11_cols_apply(x, u, norms, grouped._L11_TOL[x.dtype],
-                                _l11_kernels._consts(x.dtype), out, block, entry_cost)
-    return torch.from_numpy(out)
+def _blocked(W: torch.Tensor, radius: float, block: int, entry_cost: float) -> torch.Tensor:
+    return grouped._l11_cpu(W, radius, (*W.shape, 1), block=block, entry_cost=entry_cost)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
