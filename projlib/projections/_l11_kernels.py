@@ -271,12 +271,18 @@ def _row_tau(y, r, v, pred, err, tol, k):  # pragma: no cover - compiled
     low = np.float64(_cast_down(low, k))  # still a proven lower bound
     p1 = np.float64(_cast_down(p1, k))
     p2 = _rep(p2, k)
-    k[2] = low
     k[3] = p1
     k[5] = p2
-    s_lo, c_lo, s1, c1, s2, c2 = _eval3(y, k[2], k[3], k[5], k[0], k[1])
-    if c_lo == 0.0:
-        return bracket_tau(y, r, v), 1.0
+    if pred > 0.0:  # the guesses usually bracket tau: theta / m is not evaluated, the bound
+        # 0 stands for it (phi(0) = v exactly; slope m >= the count above 0, so Newton
+        # from it lands on theta / m, still a lower bound)
+        s1, c1, s2, c2 = _eval2(y, k[3], k[5], k[0], k[1])
+        low, s_lo, c_lo = 0.0, v, np.float64(m)
+    else:
+        k[2] = low
+        s_lo, c_lo, s1, c1, s2, c2 = _eval3(y, k[2], k[3], k[5], k[0], k[1])
+        if c_lo == 0.0:
+            return bracket_tau(y, r, v), 1.0
     high, s_hi, c_hi = np.inf, 0.0, 0.0  # (a max |y| pass would not vectorise)
     for p, sp, cp in ((p1, s1, c1), (p2, s2, c2)):
         if _near(r, p, sp, cp, tol):  # tau = p up to phase 1's rounding: one exact pass
@@ -721,6 +727,7 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
     for g0 in range(0, G, BL):
         nb = min(BL, G - g0)
         n_live = 0
+        three = False  # a column without a prediction: the first pass evaluates theta / m
         for j in range(nb):
             g = g0 + j
             live[j] = False
@@ -737,6 +744,7 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
             elif u[g] > 0.0 and v[g] > u[g] and A < 1 << 24:
                 low = max((v[g] - u[g]) / A, 0.0)
                 pred[j] = _predict(hist, n_hist, u[g])
+                three = three or not (pred[j] > 0.0)
                 p1, p2 = _first_points(low, pred[j], err)
                 low = _cast_down(low, k)  # the points as y's dtype represents them
                 p1 = _rep(p1, k)
@@ -752,8 +760,11 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
             elif u[g] > 0.0:
                 tau[j] = bracket_tau(x[:, g], u[g], v[g])
                 cnt[j] = 1.0
-        if n_live:
+        if n_live and three:
             e_s0, e_c0, e_sa, e_ca, e_sb, e_cb = _cols_eval3(x, g0, nb, t0, ta, tb, zero, one)
+        elif n_live:  # every column predicted: theta / m is not evaluated (as in _row_tau)
+            e_sa, e_ca, e_sb, e_cb = _cols_eval2(x, g0, nb, ta, tb, zero, one)
+            e_s0, e_c0 = e_sa, e_ca  # (unused)
         first = True
         for _ in range(_MAX_PASSES + 1):
             if n_live == 0:
@@ -799,7 +810,10 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
                 r = u[g0 + j]
                 low, s_lo, c_lo = st[0, j], st[1, j], st[2, j]
                 high, s_hi, c_hi = st[3, j], st[4, j], st[5, j]
-                if first:
+                if first and not three:  # the bound 0 for theta / m, as in _row_tau
+                    low, s_lo, c_lo = 0.0, v[g0 + j], np.float64(A)
+                    high, s_hi, c_hi = np.inf, 0.0, 0.0
+                elif first:
                     s_lo, c_lo = np.float64(e_s0[j]), np.float64(e_c0[j])
                     high, s_hi, c_hi = np.inf, 0.0, 0.0
                     if c_lo == 0.0:  # rounding: let the previous solver handle it
