@@ -10,10 +10,11 @@ Per group, two phases:
 1. *bracket* (cheap vectorised passes in the input's own precision, float32 sums for float32):
    the first pass evaluates phi at two guesses around the prediction, the lower bound being
    0 (phi(0) = v exactly; Newton from it with slope m lands on theta / m), or, without a
-   prediction, at theta / m and two multiples of it; each later pass at two points, a Newton step from the lower bound (and from the upper bound's
-   tangent, also a lower bound since phi is convex) and a point a fraction of the mean gap
-   above it, capped by the secant (an upper bound), until no entry is left between the
-   bounds (usually 1-2 passes more).  Every point is rounded to y's dtype first (``_rep``),
+   prediction, at theta / m and two multiples of it; each later pass at two points, a
+   Newton step from the lower bound (and from the upper bound's tangent, also a lower bound
+   since phi is convex) and a point a fraction of the mean gap above it, capped by the
+   secant (an upper bound), until no entry is left between the bounds (usually 1-2 passes
+   more).  Every point is rounded to y's dtype first (``_rep``),
    so the counts, which are exact in any dtype, belong to exactly that point.  A point whose
    phi equals u_g within the rounding of the float32 sums (``_near``: Newton landed on tau)
    ends phase 1 at once;
