@@ -8,14 +8,14 @@ predict the next one's tau (``_predict``).
 Per group, two phases:
 
 1. *bracket* (cheap vectorised passes in the input's own precision, float32 sums for float32):
-   the first pass evaluates phi at two guesses around the prediction, the lower bound being
-   0 (phi(0) = v exactly; Newton from it with slope m lands on theta / m), or, without a
-   prediction, at theta / m and two multiples of it; each later pass at two points, a
-   Newton step from the lower bound (and from the upper bound's tangent, also a lower bound
-   since phi is convex) and a point a fraction of the mean gap above it, capped by the
-   secant (an upper bound), until no entry is left between the bounds (usually 1-2 passes
-   more).  Every point is rounded to y's dtype first (``_rep``),
-   so the counts, which are exact in any dtype, belong to exactly that point.  A point whose
+   the first pass evaluates phi at two guesses around the prediction (without one, at
+   theta / m and 2 theta / m), the lower bound being 0 (phi(0) = v exactly; Newton from it
+   with slope m lands on theta / m); each later pass at two points, a Newton step from the
+   lower bound (and from the upper bound's tangent, also a lower bound since phi is convex)
+   and a point a fraction of the mean gap above it, capped by the secant (an upper bound),
+   until no entry is left between the bounds (usually 1-2 passes more).  Every point is
+   rounded to y's dtype first (``_rep``), so the counts, which are exact in any dtype,
+   belong to exactly that point.  A point whose
    phi equals u_g within the rounding of the float32 sums (``_near``: Newton landed on tau)
    ends phase 1 at once;
 2. *exact* (one float64 pass, ``_finish``): with the bracket closed (no entry in (low, high])
@@ -100,31 +100,6 @@ def _eval2(y, ta, tb, zero, one):  # pragma: no cover - compiled
         sb += yj * mb
         cb += mb
     return np.float64(sa), np.float64(ca), np.float64(sb), np.float64(cb)
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _eval3(y, t0, t1, t2, zero, one):  # pragma: no cover - compiled
-    """Sums and counts of |y| above t0, t1 and t2 (the first pass: the row comes from memory,
-    so the third point is nearly free)."""
-    s0 = zero
-    c0 = zero
-    s1 = zero
-    c1 = zero
-    s2 = zero
-    c2 = zero
-    for j in range(y.shape[0]):
-        yj = abs(y[j])
-        m0 = one if yj > t0 else zero
-        m1 = one if yj > t1 else zero
-        m2 = one if yj > t2 else zero
-        s0 += yj * m0
-        c0 += m0
-        s1 += yj * m1
-        c1 += m1
-        s2 += yj * m2
-        c2 += m2
-    return (np.float64(s0), np.float64(c0), np.float64(s1), np.float64(c1), np.float64(s2),
-            np.float64(c2))
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -252,10 +227,10 @@ def _bracket(y, r, low, s_lo, c_lo, high, s_hi, c_hi, tol, k):  # pragma: no cov
 
 @njit(cache=True, nogil=True)
 def _first_points(low, pred, err):  # pragma: no cover - compiled
-    """The first pass's two guesses around the predicted tau (or multiples of low)."""
+    """The first pass's two guesses around the predicted tau (or low itself and 2 low)."""
     if pred > 0.0:
         return max(pred - err, low), pred + err
-    return 1.5 * low, 2.0 * low
+    return low, 2.0 * low
 
 
 @njit(cache=True, nogil=True)
@@ -270,21 +245,14 @@ def _row_tau(y, r, v, pred, err, tol, k):  # pragma: no cover - compiled
     if m == 1:  # exact (and what bracket_tau returns)
         return low, 1.0
     p1, p2 = _first_points(low, pred, err)
-    low = np.float64(_cast_down(low, k))  # still a proven lower bound
-    p1 = np.float64(_cast_down(p1, k))
+    p1 = np.float64(_cast_down(p1, k))  # theta / m stays a proven lower bound
     p2 = _rep(p2, k)
     k[3] = p1
     k[5] = p2
-    if pred > 0.0:  # the guesses usually bracket tau: theta / m is not evaluated, the bound
-        # 0 stands for it (phi(0) = v exactly; slope m >= the count above 0, so Newton
-        # from it lands on theta / m, still a lower bound)
-        s1, c1, s2, c2 = _eval2(y, k[3], k[5], k[0], k[1])
-        low, s_lo, c_lo = 0.0, v, np.float64(m)
-    else:
-        k[2] = low
-        s_lo, c_lo, s1, c1, s2, c2 = _eval3(y, k[2], k[3], k[5], k[0], k[1])
-        if c_lo == 0.0:
-            return bracket_tau(y, r, v), 1.0
+    s1, c1, s2, c2 = _eval2(y, k[3], k[5], k[0], k[1])
+    # theta / m is not evaluated on its own: the bound 0 stands for it (phi(0) = v exactly;
+    # slope m >= the count above 0, so Newton from it lands on theta / m, a lower bound)
+    low, s_lo, c_lo = 0.0, v, np.float64(m)
     high, s_hi, c_hi = np.inf, 0.0, 0.0  # (a max |y| pass would not vectorise)
     for p, sp, cp in ((p1, s1, c1), (p2, s2, c2)):
         if _near(r, p, sp, cp, tol):  # tau = p up to phase 1's rounding: one exact pass
@@ -464,74 +432,6 @@ def _cols_eval2(x, g0, nb, ta, tb, zero, one):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _cols_eval3(x, g0, nb, t0, t1, t2, zero, one):  # pragma: no cover - compiled
-    """_eval3 for the columns g0 .. g0 + nb of x (A, G) (the first pass over a block); sums
-    as ``_cols_eval2``."""
-    g0u = np.uint64(g0)
-    A = x.shape[0]
-    s0 = np.zeros(nb, np.float64)
-    c0 = np.zeros(nb, x.dtype)
-    s1 = np.zeros(nb, np.float64)
-    c1 = np.zeros(nb, x.dtype)
-    s2 = np.zeros(nb, np.float64)
-    c2 = np.zeros(nb, x.dtype)
-    p0 = np.empty(nb, x.dtype)
-    p1 = np.empty(nb, x.dtype)
-    p2 = np.empty(nb, x.dtype)
-    AR = A - A % _ROWS
-    for i0 in range(0, AR, _CHUNK):
-        p0[:] = zero
-        p1[:] = zero
-        p2[:] = zero
-        for i in range(i0, min(i0 + _CHUNK, AR), _ROWS):
-            for j in range(nb):
-                c = np.uint64(j) + g0u
-                u0 = t0[j]
-                u1 = t1[j]
-                u2 = t2[j]
-                a0 = zero
-                k0 = zero
-                a1 = zero
-                k1 = zero
-                a2 = zero
-                k2 = zero
-                for rr in range(_ROWS):
-                    y = abs(x[np.uint64(i + rr), c])
-                    m = one if y > u0 else zero
-                    a0 += y * m
-                    k0 += m
-                    m = one if y > u1 else zero
-                    a1 += y * m
-                    k1 += m
-                    m = one if y > u2 else zero
-                    a2 += y * m
-                    k2 += m
-                p0[j] += a0
-                c0[j] += k0
-                p1[j] += a1
-                c1[j] += k1
-                p2[j] += a2
-                c2[j] += k2
-        for j in range(nb):
-            s0[j] += np.float64(p0[j])
-            s1[j] += np.float64(p1[j])
-            s2[j] += np.float64(p2[j])
-    for i in range(AR, A):
-        for j in range(nb):
-            y = abs(x[i, np.uint64(j) + g0u])
-            m = one if y > t0[j] else zero
-            s0[j] += np.float64(y * m)
-            c0[j] += m
-            m = one if y > t1[j] else zero
-            s1[j] += np.float64(y * m)
-            c1[j] += m
-            m = one if y > t2[j] else zero
-            s2[j] += np.float64(y * m)
-            c2[j] += m
-    return s0, c0, s1, c1, s2, c2
-
-
-@njit(cache=True, nogil=True, fastmath=True)
 def _cols_exact_stats(x, g0, nb, lo, hi, zero, one, coll, off, vals):  # pragma: no cover
     """_exact_stats for the columns g0 .. g0 + nb of x (A, G): float64 sum and count above
     lo[j], count above hi[j].  lo, hi are x's dtype rounded down from the float64 thresholds
@@ -679,7 +579,6 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
     zero = k[0]
     one = k[1]
     st = np.empty((6, BL), np.float64)  # low, s_lo, c_lo, high, s_hi, c_hi
-    t0 = np.empty(BL, x.dtype)
     ta = np.empty(BL, x.dtype)
     tb = np.empty(BL, x.dtype)
     fa = np.empty(BL, np.float64)
@@ -729,11 +628,9 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
     for g0 in range(0, G, BL):
         nb = min(BL, G - g0)
         n_live = 0
-        three = False  # a column without a prediction: the first pass evaluates theta / m
         for j in range(nb):
             g = g0 + j
             live[j] = False
-            t0[j] = k[4]
             ta[j] = k[4]
             tb[j] = k[4]
             tau[j] = np.inf
@@ -746,15 +643,14 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
             elif u[g] > 0.0 and v[g] > u[g] and A < 1 << 24:
                 low = max((v[g] - u[g]) / A, 0.0)
                 pred[j] = _predict(hist, n_hist, u[g])
-                three = three or not (pred[j] > 0.0)
                 p1, p2 = _first_points(low, pred[j], err)
-                low = _cast_down(low, k)  # the points as y's dtype represents them
-                p1 = _rep(p1, k)
+                p1 = _rep(p1, k)  # the points as y's dtype represents them
                 p2 = _rep(p2, k)
-                st[0, j] = low
+                # the bound 0 stands for theta / m, as in _row_tau
+                st[0, j], st[1, j], st[2, j] = 0.0, v[g], np.float64(A)
+                st[3, j], st[4, j], st[5, j] = np.inf, 0.0, 0.0
                 fa[j] = p1
                 fb[j] = p2
-                t0[j] = low
                 ta[j] = p1
                 tb[j] = p2
                 live[j] = True
@@ -762,11 +658,8 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
             elif u[g] > 0.0:
                 tau[j] = bracket_tau(x[:, g], u[g], v[g])
                 cnt[j] = 1.0
-        if n_live and three:
-            e_s0, e_c0, e_sa, e_ca, e_sb, e_cb = _cols_eval3(x, g0, nb, t0, ta, tb, zero, one)
-        elif n_live:  # every column predicted: theta / m is not evaluated (as in _row_tau)
+        if n_live:
             e_sa, e_ca, e_sb, e_cb = _cols_eval2(x, g0, nb, ta, tb, zero, one)
-            e_s0, e_c0 = e_sa, e_ca  # (unused)
         first = True
         for _ in range(_MAX_PASSES + 1):
             if n_live == 0:
@@ -812,19 +705,6 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
                 r = u[g0 + j]
                 low, s_lo, c_lo = st[0, j], st[1, j], st[2, j]
                 high, s_hi, c_hi = st[3, j], st[4, j], st[5, j]
-                if first and not three:  # the bound 0 for theta / m, as in _row_tau
-                    low, s_lo, c_lo = 0.0, v[g0 + j], np.float64(A)
-                    high, s_hi, c_hi = np.inf, 0.0, 0.0
-                elif first:
-                    s_lo, c_lo = np.float64(e_s0[j]), np.float64(e_c0[j])
-                    high, s_hi, c_hi = np.inf, 0.0, 0.0
-                    if c_lo == 0.0:  # rounding: let the previous solver handle it
-                        live[j] = False
-                        ta[j] = k[4]
-                        tb[j] = k[4]
-                        tau[j] = bracket_tau(x[:, g0 + j], r, v[g0 + j])
-                        cnt[j] = 1.0
-                        continue
                 done = False
                 for p, sp, cp in ((fa[j], np.float64(e_sa[j]), np.float64(e_ca[j])),
                                   (fb[j], np.float64(e_sb[j]), np.float64(e_cb[j]))):
