@@ -25,7 +25,9 @@ the one-sort and the chunked threshold searches (``_torch_ops.FULL_SORT_MAX``), 
 of l1 and l1inf on 1000x1000, 2048x2048 and 4096x4096 matrices; and l11, l21 and
 l1inf_bilevel by the Triton kernels (``_triton_ops``, what ``project`` runs for eligible
 float32 weights, so the main table times them) against the pure-torch path, both groupings,
-at 100x300, 300x784, 1000x1000 and 4096x4096, with their largest difference
+at 100x300, 300x784, 1000x1000 and 4096x4096, with their largest difference; and l1 by its
+Triton search (``_triton_l1``, also what ``project`` runs) against the torch path's sort at
+the three sizes, with whether its result equals the CPU kernel's bit for bit
 (``GREENBENCH_TRITON=0`` gives the torch path everywhere).
 """
 
@@ -256,6 +258,33 @@ def triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
                 diff = float((got - torch_fn(X3, r)).abs().max()) / float(W.abs().max())
                 print(f"{row} {tri_ms:.4f} | {ref_ms:.4f} | {ref_ms / tri_ms:.1f} | {diff:.1e} |")
         W = None
+        torch.cuda.empty_cache()
+    l1_triton_vs_torch(dev, gen)
+
+
+def l1_triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
+    """l1 by the Triton search (what ``project`` runs on float32 CUDA tensors) against the
+    torch path's sort, and against the CPU kernel (bit for bit)."""
+    from projlib.projections import _triton_l1
+
+    print("\n| size | l1 Triton ms | torch path ms | torch / Triton | equal to the CPU |"
+          "\n|---|---|---|---|---|")
+    for label, shape, _ in SIZES:
+        W = torch.randn(shape, device=dev, generator=gen)
+        r = 0.3 * constraint_norm(W, "l1", "columns")
+        if not _triton_l1.eligible(W):
+            print(f"| {label} | not eligible | | | |")
+            continue
+        try:
+            tri_ms = gpu_ms(_triton_l1.project, W, r)[0]
+            got = _triton_l1.project(W, r)
+        except Exception as err:  # a broken kernel: say so, keep the report going
+            print(f"| {label} | ERROR {type(err).__name__}: {err} | | | |"[:160])
+            continue
+        ref_ms = gpu_ms(_torch_ops.project_l1, W, r)[0]
+        same = got is not None and torch.equal(got.cpu(), project(W.cpu(), "l1", r))
+        print(f"| {label} | {tri_ms:.4f} | {ref_ms:.4f} | {ref_ms / tri_ms:.1f} | {same} |")
+        W = got = None
         torch.cuda.empty_cache()
 
 

@@ -73,12 +73,25 @@ def available() -> bool:
     return ENABLED and not _failed and _load()
 
 
+def eligible_device(X: torch.Tensor) -> bool:
+    """On CUDA, or anywhere under Triton's interpreter (``TRITON_INTERPRET=1``)."""
+    return X.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def eligible(X3: torch.Tensor) -> bool:
     """Whether :func:`project` takes this (A, G, B) tensor (see the module docstring)."""
     A, G, B = X3.shape
-    interpret = os.environ.get("TRITON_INTERPRET") == "1"
     return (available() and X3.dtype == torch.float32 and X3.is_contiguous()
-            and (X3.is_cuda or interpret) and 1 < G <= MAX_GROUPS and 1 <= A * B <= MAX_GROUP)
+            and eligible_device(X3) and 1 < G <= MAX_GROUPS and 1 <= A * B <= MAX_GROUP)
+
+
+def disable(exc: Exception) -> None:
+    """A kernel failed to compile or to launch: every Triton kernel is off from now on in
+    this process (the torch path takes over), said once as a warning."""
+    _failed.append(f"{type(exc).__name__}: {exc}")
+    warnings.warn("greenbench: the Triton projection kernels failed to compile or to launch, "
+                  f"using the torch path from now on ({_failed[0][:200]})", RuntimeWarning,
+                  stacklevel=4)
 
 
 # --------------------------------------------------------------------------------- kernels
@@ -216,9 +229,6 @@ def project(name: str, X3: torch.Tensor, radius: float) -> torch.Tensor | None:
         apply[(G,)](X3, out, v, par, G, B, m, KIND=kind, BLOCK=block,
                     num_warps=_warps(block))
     except Exception as exc:  # noqa: BLE001 - compile or launch failure: fall back, say so once
-        _failed.append(f"{type(exc).__name__}: {exc}")
-        warnings.warn("greenbench: the Triton projection kernels failed to compile or to launch, "
-                      f"using the torch path from now on ({_failed[0][:200]})", RuntimeWarning,
-                      stacklevel=3)
+        disable(exc)
         return None
     return out

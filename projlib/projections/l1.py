@@ -4,7 +4,8 @@ l1 ball  B1(r) = { x : sum_i |x_i| <= r }.  Outside it, P(w) = sign(w) max(|w| -
 unique tau > 0 solving sum_i max(|w_i| - tau, 0) = r (Held, Wolfe & Crowder 1974; Duchi et al.
 2008); inside it, P(w) = w.  On the CPU tau comes from Condat's algorithm (Math. Program. 2016),
 observed O(n) with one fused read pass (norm + filter) and one read/write pass for the result;
-on other devices from a sort, O(n log n), in pure torch.
+on CUDA, float32, from Triton kernels that search it by passes over the data (``_triton_l1``:
+no sort, no host synchronisation); otherwise from a sort, O(n log n), in pure torch.
 
 Simplex  Delta(r) = { x : x >= 0, sum_i x_i = r }:  P(v) = max(v - tau, 0), sum = r.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from projlib.projections import _l1_kernels, _torch_ops
+from projlib.projections import _l1_kernels, _torch_ops, _triton_l1
 from projlib.projections._scaling import check_range, run_scaled
 from projlib.projections._validate import (
     as_contiguous,
@@ -36,9 +37,10 @@ def cast_threshold(tau: float, dtype: np.dtype) -> np.floating:
 def project_l1(W: torch.Tensor, radius: float) -> torch.Tensor:
     """Project ``W`` (any shape, read as one vector) onto the l1 ball of ``radius``.
 
-    Formula: x = sign(w) max(|w| - tau, 0), tau from ``l1_tau`` (CPU, observed O(n)) or a sort
-    (other devices, O(n log n)).  Returns a new tensor; ``W`` comes back bit for bit when
-    already inside the ball, zeros when ``radius`` is 0.
+    Formula: x = sign(w) max(|w| - tau, 0), tau from ``l1_tau`` (CPU, observed O(n)), the
+    Triton search (float32 on CUDA, a few passes) or a sort (other devices, O(n log n)).
+    Returns a new tensor; ``W`` comes back bit for bit when already inside the ball, zeros
+    when ``radius`` is 0.
     """
     W = check_tensor(W, grouped=False)
     r = check_radius(radius)
@@ -46,8 +48,18 @@ def project_l1(W: torch.Tensor, radius: float) -> torch.Tensor:
     if X.numel() == 0:
         return X.clone()
     if X.device.type != "cpu":
-        return _torch_ops.project_l1(X, r)
+        return _on_device(X, r)
     return run_scaled(_l1_cpu, X, r)
+
+
+def _on_device(X: torch.Tensor, r: float) -> torch.Tensor:
+    """Non-CPU tensors: the Triton search where it applies (``_triton_l1.eligible``; not with
+    ``CHECK_FINITE``, which needs the torch path's check), else the sort in pure torch."""
+    if not _torch_ops.CHECK_FINITE and _triton_l1.eligible(X):
+        out = _triton_l1.project(X, r)
+        if out is not None:
+            return out
+    return _torch_ops.project_l1(X, r)
 
 
 def _l1_cpu(X: torch.Tensor, r: float) -> torch.Tensor | None:
