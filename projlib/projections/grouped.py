@@ -6,7 +6,8 @@ returns ``W`` unchanged when the constraint already holds, and otherwise writes 
 one read/write pass with a per-group parameter.  CPU tensors go through the numba kernels on
 their zero-copy numpy view; other devices through the Triton kernels of ``_triton_ops`` (l21,
 l11, l1inf_bilevel on float32 weights with groups of at most 4096 entries, where Triton is
-installed) or the pure-torch kernels of ``_torch_ops``.
+installed) and ``_triton_l1inf`` (exact l1inf, same rules) or the pure-torch kernels of
+``_torch_ops``.
 The CPU paths below return None for "inside the ball" and raise ``OutOfRange`` when that first
 norm leaves the range where it can be trusted; ``_scaling.run_scaled`` then reruns them on the
 exactly rescaled input (extreme magnitudes only, see ``_scaling``).  Formulas, exactness and
@@ -23,6 +24,7 @@ from projlib.projections import (
     _l1_kernels,
     _l11_kernels,
     _torch_ops,
+    _triton_l1inf,
     _triton_ops,
 )
 from projlib.projections._scaling import check_range, run_scaled
@@ -219,8 +221,18 @@ def project_l1inf(W: torch.Tensor, radius: float, groups: str = "columns") -> to
     if X.numel() == 0:
         return X.clone()
     if X.device.type != "cpu":
-        return _torch_ops.project_l1inf(X.reshape(shape3), r).reshape(X.shape)
+        return _l1inf_on_device(X.reshape(shape3), r).reshape(X.shape)
     return run_scaled(_l1inf_cpu, X, r, shape3)
+
+
+def _l1inf_on_device(X3: torch.Tensor, r: float) -> torch.Tensor:
+    """Non-CPU tensors: the Triton search where it applies (the bi-level kernels' rules,
+    ``_triton_ops.eligible``; not with ``CHECK_FINITE``), else the pure-torch path."""
+    if not _torch_ops.CHECK_FINITE and _triton_ops.eligible(X3):
+        out = _triton_l1inf.project(X3, r)
+        if out is not None:
+            return out
+    return _torch_ops.project_l1inf(X3, r)
 
 
 def _l1inf_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:

@@ -5,6 +5,9 @@ constraint registered from outside the package, tests/test_toy_constraint.py).""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -160,3 +163,35 @@ def check_radius_zero_gives_zeros(name: str, shape: tuple[int, ...]) -> None:
     W = torch.randn(shape, dtype=torch.float64)
     for groups in groups_for(name):
         assert torch.equal(project(W, name, 0.0, groups), torch.zeros_like(W))
+
+
+# ---------------------------------------------------------------- Triton kernels, compiled
+
+_BUILD = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+
+def build(cases, num_warps):
+    built = 0
+    for fn, sig, variants in cases:
+        for consts in variants:
+            k = triton.compile(ASTSource(fn, sig, constexprs=consts),
+                               target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+            assert len(k.asm["cubin"]) > 0
+            built += 1
+    print("built", built)
+"""
+
+
+def build_for_sm90(script: str, tmp_path) -> str:
+    """Run ``script`` after a ``build(cases, num_warps)`` helper (Triton's compiler and ptxas,
+    each (kernel, signature, constexpr variants) to a cubin for sm_90, H100/H200) in a fresh
+    process without the interpreter and an empty kernel cache; returns what it printed."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # really compile, no cache hit
+    done = subprocess.run([sys.executable, "-c", _BUILD + script], env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()

@@ -6,15 +6,13 @@ through ``project`` (agreement with the CPU, no host synchronisation)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from projlib.projections import _torch_ops, _triton_l1, _triton_ops, l1, project
 
-from .helpers import make_weight
+from .helpers import build_for_sm90, make_weight
 from .test_extremes import MAGNITUDES, _quantum, extreme_weight
 
 pytestmark = [
@@ -187,9 +185,6 @@ def test_a_kernel_that_fails_falls_back_once_with_a_warning(interpreter, monkeyp
 
 
 _COMPILE = """
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 from projlib.projections import _triton_l1 as T
 
 pass_, select, collect, finish, apply = T._kernels()  # compiled-mode JIT functions here
@@ -212,23 +207,11 @@ cases = [
     (apply, {"x_ptr": f32, "out_ptr": f32, "n": "i32", "par_ptr": f64, "ABLOCK": c},
      [{"ABLOCK": T.ABLOCK}]),
 ]
-built = 0
-for fn, sig, variants in cases:
-    for consts in variants:
-        k = triton.compile(ASTSource(fn, sig, constexprs=consts),
-                           target=GPUTarget("cuda", 90, 32), options={"num_warps": 8})
-        assert len(k.asm["cubin"]) > 0
-        built += 1
-print("built", built)
+build(cases, 8)
 """
 
 
 def test_kernels_compile_for_the_gpus_we_run_on(tmp_path):
     """Triton's compiler and ptxas build every kernel, at the sizes ``project`` launches, to
     a cubin for sm_90 (H100/H200), in a fresh process without the interpreter."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-c", _COMPILE], env=env,
-                          capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "built 7"
+    assert build_for_sm90(_COMPILE, tmp_path) == "built 7"
