@@ -27,7 +27,8 @@ l1inf_bilevel by the Triton kernels (``_triton_ops``, what ``project`` runs for 
 float32 weights, so the main table times them) against the pure-torch path, both groupings,
 at 100x300, 300x784, 1000x1000 and 4096x4096, with their largest difference; and l1 by its
 Triton search (``_triton_l1``, also what ``project`` runs) against the torch path's sort at
-the three sizes, with whether its result equals the CPU kernel's bit for bit
+the three sizes, with whether its result equals the CPU kernel's bit for bit, and exact
+l1inf by its Triton search (``_triton_l1inf``) the same way at 1000x1000 and 4096x4096
 (``GREENBENCH_TRITON=0`` gives the torch path everywhere).
 """
 
@@ -263,29 +264,47 @@ def triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
 
 
 def l1_triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
-    """l1 by the Triton search (what ``project`` runs on float32 CUDA tensors) against the
-    torch path's sort, and against the CPU kernel (bit for bit)."""
-    from projlib.projections import _triton_l1
+    """l1 and exact l1inf by their Triton searches (what ``project`` runs on float32 CUDA
+    weights) against the torch path's sorts, and against the CPU kernels (bit for bit)."""
+    from projlib.projections import _triton_l1, _triton_l1inf, _triton_ops, grouped
 
-    print("\n| size | l1 Triton ms | torch path ms | torch / Triton | equal to the CPU |"
-          "\n|---|---|---|---|---|")
-    for label, shape, _ in SIZES:
-        W = torch.randn(shape, device=dev, generator=gen)
-        r = 0.3 * constraint_norm(W, "l1", "columns")
-        if not _triton_l1.eligible(W):
-            print(f"| {label} | not eligible | | | |")
-            continue
-        try:
-            tri_ms = gpu_ms(_triton_l1.project, W, r)[0]
-            got = _triton_l1.project(W, r)
-        except Exception as err:  # a broken kernel: say so, keep the report going
-            print(f"| {label} | ERROR {type(err).__name__}: {err} | | | |"[:160])
-            continue
-        ref_ms = gpu_ms(_torch_ops.project_l1, W, r)[0]
-        same = got is not None and torch.equal(got.cpu(), project(W.cpu(), "l1", r))
-        print(f"| {label} | {tri_ms:.4f} | {ref_ms:.4f} | {ref_ms / tri_ms:.1f} | {same} |")
-        W = got = None
-        torch.cuda.empty_cache()
+    def l1inf_triton(W, r):
+        X, rr, shape3 = grouped._prepare(W, r, "columns")
+        if not _triton_ops.eligible(X.reshape(shape3)):
+            return None
+        return lambda: _triton_l1inf.project(X.reshape(shape3), rr)
+
+    def l1inf_torch(W, r):
+        X, rr, shape3 = grouped._prepare(W, r, "columns")
+        return lambda: _torch_ops.project_l1inf(X.reshape(shape3), rr).reshape(W.shape)
+
+    cases = [("l1", lambda W, r: (lambda: _triton_l1.project(W, r))
+              if _triton_l1.eligible(W) else None,
+              lambda W, r: (lambda: _torch_ops.project_l1(W, r)), SIZES),
+             ("l1inf", l1inf_triton, l1inf_torch, SIZES[:2])]
+    print("\n| size | operator | Triton ms | torch path ms | torch / Triton "
+          "| equal to the CPU |\n|---|---|---|---|---|---|")
+    for name, triton_fn, torch_fn, sizes in cases:
+        for label, shape, _ in sizes:
+            W = torch.randn(shape, device=dev, generator=gen)
+            r = 0.3 * constraint_norm(W, name, "columns")
+            run = triton_fn(W, r)
+            if run is None:
+                print(f"| {label} | {name} | not eligible | | | |")
+                continue
+            try:
+                tri_ms = gpu_ms(run)[0]
+                got = run()
+            except Exception as err:  # a broken kernel: say so, keep the report going
+                print(f"| {label} | {name} | ERROR {type(err).__name__}: {err} | | | |"[:160])
+                continue
+            ref_ms = gpu_ms(torch_fn(W, r))[0]
+            same = got is not None and torch.equal(got.reshape(W.shape).cpu(),
+                                                   project(W.cpu(), name, r, "columns"))
+            print(f"| {label} | {name} | {tri_ms:.4f} | {ref_ms:.4f} | {ref_ms / tri_ms:.1f} "
+                  f"| {same} |")
+            W = got = None
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ between 2 and ``MAX_GROUPS`` groups, when Triton imports and :data:`ENABLED` is 
 (``GREENBENCH_TRITON=0`` turns it off); anything else, or a kernel that fails to compile
 (reported once as a warning), takes the torch path.  On CPU tensors the kernels run only
 under ``TRITON_INTERPRET=1`` (how the tests check them against the numba kernels).
+``_triton_l1`` (l1) and ``_triton_l1inf`` (exact l1inf) share this module's switches.
 """
 
 from __future__ import annotations
