@@ -260,10 +260,10 @@ def triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
                 print(f"{row} {tri_ms:.4f} | {ref_ms:.4f} | {ref_ms / tri_ms:.1f} | {diff:.1e} |")
         W = None
         torch.cuda.empty_cache()
-    l1_triton_vs_torch(dev, gen)
+    searches_triton_vs_torch(dev, gen)
 
 
-def l1_triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
+def searches_triton_vs_torch(dev: torch.device, gen: torch.Generator) -> None:
     """l1 and exact l1inf by their Triton searches (what ``project`` runs on float32 CUDA
     weights) against the torch path's sorts, and against the CPU kernels (bit for bit)."""
     from projlib.projections import _triton_l1, _triton_l1inf, _triton_ops, grouped

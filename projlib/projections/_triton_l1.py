@@ -73,7 +73,8 @@ MARGIN = 1e-11
 #: Largest tensor taken (offsets and counts are int32 per program, exact float64 in total).
 MAX_N = (1 << 31) - BLOCK
 
-# slots of the float64 ``par`` buffer
+# slots of the float64 ``par`` buffer (the kernels index it by these numbers; the tests read
+# the state, bracket and result slots by these names)
 _R, _TOTAL, _LO, _HI, _CLO, _CHI, _STATE, _NBAND, _T = range(9)
 _NPAR = 16
 # _STATE: 0 searching, 1 band collected, 2 inside the ball or not finite (the output is the
@@ -91,29 +92,13 @@ def eligible(X: torch.Tensor) -> bool:
 
 def _points_py(k, lo, hi, FIRST: tl.constexpr, K: tl.constexpr):  # pragma: no cover
     """The K points of a pass, float32, ascending: the first pass's fixed ladder, or lo,
-    K - 2 points splitting (lo, hi), hi."""
+    K - 2 points splitting (lo, hi), hi (lo and hi are float32 values: kept exactly)."""
     if FIRST:  # 0, 2**(-126 + 8 (k - 1)) for k = 1 .. K - 2 (up to 2**106), the largest float32
         t = ((k - 1) * 8 + 1 << 23).to(tl.float32, bitcast=True)
         t = tl.where(k == 0, 0.0, tl.where(k == K - 1, 3.4028234663852886e38, t))
     else:
-        f = k.to(tl.float64) / (K - 1)
-        a = tl.maximum(lo, hi * 9.313225746154785e-10)  # 2**-30: geometric from lo = 0
-        geo = a * tl.exp(f * tl.log(hi / a))
-        even = lo + (hi - lo) * f
-        t = tl.where(hi > 4.0 * lo, geo, even).to(tl.float32)
-        t = tl.where(k == 0, lo.to(tl.float32), tl.where(k == K - 1, hi.to(tl.float32), t))
+        t = _split(k, lo, hi, K).to(tl.float32)
     return t
-
-
-def _colsum_py(ptr, nprog, W: tl.constexpr, RB: tl.constexpr):  # pragma: no cover
-    """Column sums (float64, a fixed order) of the (nprog, W) buffer at ptr."""
-    c = tl.arange(0, W)
-    acc = tl.zeros([W], dtype=tl.float64)
-    for p0 in range(0, nprog, RB):
-        p = p0 + tl.arange(0, RB)
-        acc += tl.sum(tl.load(ptr + p[:, None] * W + c[None, :], mask=(p < nprog)[:, None],
-                              other=0).to(tl.float64), axis=0)
-    return acc
 
 
 def _pass(x_ptr, n, pts_ptr, par_ptr, psum_ptr, pcnt_ptr, ptot_ptr, FIRST: tl.constexpr,
@@ -278,18 +263,18 @@ def _apply(x_ptr, out_ptr, n, par_ptr, ABLOCK: tl.constexpr):  # pragma: no cove
     tl.store(out_ptr + i, y, mask=i < n)
 
 
-_points = _colsum = _to_f32 = None  # triton.jit of the *_py helpers, set with the kernels
+_points = _split = _colsum = _to_f32 = None  # the helpers the kernels call (``_kernels``)
 
 
 @functools.cache
 def _kernels():
     """The jitted kernels (built on first use, so that ``TRITON_INTERPRET`` set by then is
     honoured), helpers first."""
-    global triton, tl, _points, _colsum, _to_f32
-    _triton_ops._load()
+    global triton, tl, _points, _split, _colsum, _to_f32
+    h = _triton_ops.helpers()
     triton, tl = _triton_ops.triton, _triton_ops.tl
-    _points, _colsum = triton.jit(_points_py), triton.jit(_colsum_py)
-    _to_f32 = triton.jit(_triton_ops._to_f32_py)
+    _split, _colsum, _to_f32 = h["_split"], h["_colsum"], h["_to_f32"]
+    _points = triton.jit(_points_py)
     return tuple(triton.jit(f) for f in (_pass, _select, _collect, _finish, _apply))
 
 

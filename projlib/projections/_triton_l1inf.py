@@ -38,7 +38,7 @@ import functools
 
 import torch
 
-from projlib.projections import _triton_l1, _triton_ops
+from projlib.projections import _triton_ops
 
 triton = None
 tl = None
@@ -52,18 +52,11 @@ RB = 128
 #: Bound on the relative error of F's float64 sums (<= 8192 groups).
 MARGIN = 1e-11
 
-# slots of the float64 ``par`` buffer
+# slots of the float64 ``par`` buffer (the kernels index it by these numbers; the tests read
+# the state, bracket and result slots by these names)
 _R, _TOTAL, _LO, _HI, _JLO, _STATE, _BANDROUND, _THETA, _NIN, _JHI = range(10)
 _NPAR = 16
 # _STATE: 0 searching, 1 done (theta from the piece at lo), 2 inside the ball or not finite
-
-
-def _tpoints_py(k, lo, hi, K: tl.constexpr):  # pragma: no cover - GPU/interpreter
-    """K float64 points from lo to hi (both included): geometric when hi > 4 lo, else even."""
-    f = k.to(tl.float64) / (K - 1)
-    a = tl.maximum(lo, hi * 9.313225746154785e-10)  # 2**-30: geometric from lo = 0
-    t = tl.where(hi > 4.0 * lo, a * tl.exp(f * tl.log(hi / a)), lo + (hi - lo) * f)
-    return tl.where(k == 0, lo, tl.where(k == K - 1, hi, t))
 
 
 def _max_py(a, b):  # pragma: no cover - GPU/interpreter
@@ -113,7 +106,7 @@ def _pass(keys_ptr, cs_ptr, pts_ptr, par_ptr, mu_ptr, pos_ptr, m, BLOCK: tl.cons
         tl.store(pos_ptr + g * K + k, lo)
 
 
-def _select(gs_ptr, mu_ptr, pos_ptr, keys_ptr, G, m, pts_ptr, par_ptr, FIRST: tl.constexpr,
+def _select(gs_ptr, mu_ptr, pos_ptr, keys_ptr, G, pts_ptr, par_ptr, FIRST: tl.constexpr,
             BLOCK: tl.constexpr, K: tl.constexpr, RB: tl.constexpr,
             MARGIN: tl.constexpr):  # pragma: no cover - GPU/interpreter
     """The first points (FIRST), or a pass reduced: the new bracket and the next points."""
@@ -133,7 +126,7 @@ def _select(gs_ptr, mu_ptr, pos_ptr, keys_ptr, G, m, pts_ptr, par_ptr, FIRST: tl
             tl.store(par_ptr + 1, total)
             bad = (total != total) | (total == float("inf"))
             tl.store(par_ptr + 5, tl.where((total <= r) | bad, 2.0, 0.0))
-            tl.store(pts_ptr + k, _tpoints(k, 0.0 * vmax, vmax, K))
+            tl.store(pts_ptr + k, _split(k, 0.0 * vmax, vmax, K))
         else:
             t = tl.sort(tl.load(pts_ptr + k))
             S = _colsum(mu_ptr, G, K, RB)
@@ -183,7 +176,7 @@ def _select(gs_ptr, mu_ptr, pos_ptr, keys_ptr, G, m, pts_ptr, par_ptr, FIRST: tl
                     tl.store(pts_ptr + k, tl.where(k == 0, lo, hi),
                              mask=(k == 0) | (k > n_in))
                 else:  # lo, kmin, splits of (kmin, kmax), kmax, hi
-                    inner = _tpoints(k - 1, kmin, kmax, K - 2)
+                    inner = _split(k - 1, kmin, kmax, K - 2)
                     tl.store(pts_ptr + k, tl.where(k == 0, lo, tl.where(k == K - 1, hi, inner)))
 
 
@@ -199,7 +192,7 @@ def _piece_py(pos_ptr, cs_ptr, g0, G, j, m, BLOCK: tl.constexpr, K: tl.constexpr
     return c, tl.where(live, 1.0 / (p + 1).to(tl.float64), 0.0), gg
 
 
-def _finish(mu_ptr, pos_ptr, cs_ptr, par_ptr, u_ptr, G, m, BLOCK: tl.constexpr,
+def _finish(pos_ptr, cs_ptr, par_ptr, u_ptr, G, m, BLOCK: tl.constexpr,
             K: tl.constexpr, RB: tl.constexpr):  # pragma: no cover - GPU/interpreter
     """theta on the linear piece at lo, then every group's clip level (float32, down).
     Should the search not have ended within the passes: theta = hi (feasible, not exact)."""
@@ -237,18 +230,17 @@ def _apply(x_ptr, out_ptr, u_ptr, par_ptr, G, B, m,
     tl.store(out_ptr + offs, y, mask=i < m)
 
 
-_tpoints = _max = _piece = _colsum = _to_f32 = None  # triton.jit of the helpers (_kernels)
+_split = _max = _piece = _colsum = _to_f32 = None  # the helpers the kernels call (_kernels)
 
 
 @functools.cache
 def _kernels():
     """The jitted kernels (built on first use, honouring ``TRITON_INTERPRET`` set by then)."""
-    global triton, tl, _tpoints, _max, _piece, _colsum, _to_f32
-    _triton_l1._kernels()  # sets that module's ``tl``, read by the helpers taken from it
+    global triton, tl, _split, _max, _piece, _colsum, _to_f32
+    h = _triton_ops.helpers()
     triton, tl = _triton_ops.triton, _triton_ops.tl
-    _tpoints, _max, _piece = (triton.jit(f) for f in (_tpoints_py, _max_py, _piece_py))
-    _colsum = triton.jit(_triton_l1._colsum_py)
-    _to_f32 = triton.jit(_triton_ops._to_f32_py)
+    _split, _colsum, _to_f32 = h["_split"], h["_colsum"], h["_to_f32"]
+    _max, _piece = triton.jit(_max_py), triton.jit(_piece_py)
     return tuple(triton.jit(f) for f in (_prep, _pass, _select, _finish, _apply))
 
 
@@ -286,13 +278,12 @@ def project(X3: torch.Tensor, radius: float, *, passes: int = PASSES,
     search = {"BLOCK": block, "K": K, "RB": RB}
     try:
         prep[(G,)](X3, keys, cs, gs, G, B, m, BLOCK=block, num_warps=warps)
-        select[(1,)](gs, mu, pos, keys, G, m, pts, par, FIRST=True, MARGIN=MARGIN, **search)
+        select[(1,)](gs, mu, pos, keys, G, pts, par, FIRST=True, MARGIN=MARGIN, **search)
         for _ in range(max(passes, 1)):
             pass_[(G,)](keys, cs, pts, par, mu, pos, m, BLOCK=block, K=K,
                         LOG=block.bit_length(), num_warps=1)
-            select[(1,)](gs, mu, pos, keys, G, m, pts, par, FIRST=False, MARGIN=MARGIN,
-                         **search)
-        finish[(1,)](mu, pos, cs, par, u, G, m, num_warps=4, **search)
+            select[(1,)](gs, mu, pos, keys, G, pts, par, FIRST=False, MARGIN=MARGIN, **search)
+        finish[(1,)](pos, cs, par, u, G, m, num_warps=4, **search)
         apply[(G,)](X3, out, u, par, G, B, m, BLOCK=block, num_warps=warps)
     except Exception as exc:  # noqa: BLE001 - compile or launch failure: fall back, say so once
         _triton_ops.disable(exc)

@@ -38,6 +38,8 @@ import warnings
 
 import torch
 
+from projlib.projections import _torch_ops
+
 # Imported on first use (``_load``): Triton takes ~1 s to import, and it ships with torch's
 # CUDA wheels only.  The kernels below read ``tl`` from this module's globals.
 triton = None
@@ -84,6 +86,17 @@ def eligible(X3: torch.Tensor) -> bool:
     A, G, B = X3.shape
     return (available() and X3.dtype == torch.float32 and X3.is_contiguous()
             and eligible_device(X3) and 1 < G <= MAX_GROUPS and 1 <= A * B <= MAX_GROUP)
+
+
+def run(eligible: bool, triton_call, torch_call):
+    """``triton_call()`` for an eligible tensor, unless ``_torch_ops.CHECK_FINITE`` (its check
+    needs a sync the kernels avoid) or it returned None (a kernel failed); else
+    ``torch_call()``: the choice every operator with Triton kernels makes on a device."""
+    if eligible and not _torch_ops.CHECK_FINITE:
+        out = triton_call()
+        if out is not None:
+            return out
+    return torch_call()
 
 
 def disable(exc: Exception) -> None:
@@ -185,21 +198,52 @@ def _apply(x_ptr, out_ptr, v_ptr, par_ptr, G, B, m, KIND: tl.constexpr,
     tl.store(out_ptr + offs, tl.where(total <= radius, x, y), mask=i < m)
 
 
-# the names the kernels call, resolved when they compile: triton.jit of the *_py helpers
+def _colsum_py(ptr, nprog, W: tl.constexpr, RB: tl.constexpr):  # pragma: no cover
+    """Column sums (float64, a fixed order) of the (nprog, W) buffer at ptr, RB rows a step."""
+    c = tl.arange(0, W)
+    acc = tl.zeros([W], dtype=tl.float64)
+    for p0 in range(0, nprog, RB):
+        p = p0 + tl.arange(0, RB)
+        acc += tl.sum(tl.load(ptr + p[:, None] * W + c[None, :], mask=(p < nprog)[:, None],
+                              other=0).to(tl.float64), axis=0)
+    return acc
+
+
+def _split_py(k, lo, hi, K: tl.constexpr):  # pragma: no cover - GPU/interpreter
+    """K float64 points from lo to hi (both included, k = 0 .. K - 1): geometric when
+    hi > 4 lo (from hi * 2**-30 when lo = 0), else even."""
+    f = k.to(tl.float64) / (K - 1)
+    a = tl.maximum(lo, hi * 9.313225746154785e-10)
+    t = tl.where(hi > 4.0 * lo, a * tl.exp(f * tl.log(hi / a)), lo + (hi - lo) * f)
+    return tl.where(k == 0, lo, tl.where(k == K - 1, hi, t))
+
+
+@functools.cache
+def helpers() -> dict:
+    """The device helpers the Triton modules share, jitted once (after :func:`_load`, so that
+    ``TRITON_INTERPRET`` set by then is honoured).  A kernel calls a helper through a global
+    of its own module: each module assigns these to its globals before jitting its kernels."""
+    _load()
+    return {"_held": triton.jit(_held_py), "_to_f32": triton.jit(_to_f32_py),
+            "_colsum": triton.jit(_colsum_py), "_split": triton.jit(_split_py)}
+
+
+# the names the kernels call, resolved when they compile (``helpers``)
 _held = _to_f32 = None
 
 
 @functools.cache
 def _kernels():
-    """The jitted kernels (built on first use, so that ``TRITON_INTERPRET`` set by then is
-    honoured), helpers first."""
+    """The jitted kernels (built on first use), helpers first."""
     global _held, _to_f32
-    _held, _to_f32 = triton.jit(_held_py), triton.jit(_to_f32_py)
+    h = helpers()
+    _held, _to_f32 = h["_held"], h["_to_f32"]
     return triton.jit(_norms), triton.jit(_outer), triton.jit(_apply)
 
 
 def _reset() -> None:
     """Forget the built kernels and any compile failure (tests switch the interpreter)."""
+    helpers.cache_clear()
     _kernels.cache_clear()
     _failed.clear()
 

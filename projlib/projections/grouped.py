@@ -172,11 +172,8 @@ def project_l11(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
 def _on_device(name: str, X3: torch.Tensor, r: float) -> torch.Tensor:
     """Non-CPU tensors: the Triton kernels where they apply (``_triton_ops.eligible``; not
     with ``CHECK_FINITE``, which needs the torch path's check), else the pure-torch path."""
-    if not _torch_ops.CHECK_FINITE and _triton_ops.eligible(X3):
-        out = _triton_ops.project(name, X3, r)
-        if out is not None:
-            return out
-    return getattr(_torch_ops, f"project_{name}")(X3, r)
+    return _triton_ops.run(_triton_ops.eligible(X3), lambda: _triton_ops.project(name, X3, r),
+                           lambda: getattr(_torch_ops, f"project_{name}")(X3, r))
 
 
 def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple, **cols: float) -> torch.Tensor | None:
@@ -228,11 +225,8 @@ def project_l1inf(W: torch.Tensor, radius: float, groups: str = "columns") -> to
 def _l1inf_on_device(X3: torch.Tensor, r: float) -> torch.Tensor:
     """Non-CPU tensors: the Triton search where it applies (the bi-level kernels' rules,
     ``_triton_ops.eligible``; not with ``CHECK_FINITE``), else the pure-torch path."""
-    if not _torch_ops.CHECK_FINITE and _triton_ops.eligible(X3):
-        out = _triton_l1inf.project(X3, r)
-        if out is not None:
-            return out
-    return _torch_ops.project_l1inf(X3, r)
+    return _triton_ops.run(_triton_ops.eligible(X3), lambda: _triton_l1inf.project(X3, r),
+                           lambda: _torch_ops.project_l1inf(X3, r))
 
 
 def _l1inf_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:

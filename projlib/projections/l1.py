@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from projlib.projections import _l1_kernels, _torch_ops, _triton_l1
+from projlib.projections import _l1_kernels, _torch_ops, _triton_l1, _triton_ops
 from projlib.projections._scaling import check_range, run_scaled
 from projlib.projections._validate import (
     as_contiguous,
@@ -55,11 +55,8 @@ def project_l1(W: torch.Tensor, radius: float) -> torch.Tensor:
 def _on_device(X: torch.Tensor, r: float) -> torch.Tensor:
     """Non-CPU tensors: the Triton search where it applies (``_triton_l1.eligible``; not with
     ``CHECK_FINITE``, which needs the torch path's check), else the sort in pure torch."""
-    if not _torch_ops.CHECK_FINITE and _triton_l1.eligible(X):
-        out = _triton_l1.project(X, r)
-        if out is not None:
-            return out
-    return _torch_ops.project_l1(X, r)
+    return _triton_ops.run(_triton_l1.eligible(X), lambda: _triton_l1.project(X, r),
+                           lambda: _torch_ops.project_l1(X, r))
 
 
 def _l1_cpu(X: torch.Tensor, r: float) -> torch.Tensor | None:

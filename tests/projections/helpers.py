@@ -177,8 +177,9 @@ def build(cases, num_warps):
     built = 0
     for fn, sig, variants in cases:
         for consts in variants:
+            warps = num_warps(consts) if callable(num_warps) else num_warps
             k = triton.compile(ASTSource(fn, sig, constexprs=consts),
-                               target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+                               target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
             assert len(k.asm["cubin"]) > 0
             built += 1
     print("built", built)
@@ -187,7 +188,8 @@ def build(cases, num_warps):
 
 def build_for_sm90(script: str, tmp_path) -> str:
     """Run ``script`` after a ``build(cases, num_warps)`` helper (Triton's compiler and ptxas,
-    each (kernel, signature, constexpr variants) to a cubin for sm_90, H100/H200) in a fresh
+    each (kernel, signature, constexpr variants) to a cubin for sm_90, H100/H200; num_warps
+    an int or a function of the constexprs) in a fresh
     process without the interpreter and an empty kernel cache; returns what it printed."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path)  # really compile, no cache hit

@@ -7,15 +7,13 @@ synchronisation)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from projlib.projections import _torch_ops, _triton_ops, grouped, project
 
-from .helpers import constraint_norm, groups_for, make_weight
+from .helpers import build_for_sm90, constraint_norm, groups_for, make_weight
 
 pytestmark = [
     pytest.mark.skipif(not _triton_ops.installed(),
@@ -131,9 +129,6 @@ def test_a_kernel_that_fails_to_compile_falls_back_once_with_a_warning(interpret
 
 
 _COMPILE = """
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 from projlib.projections import _triton_ops as T
 
 assert T._load()
@@ -146,12 +141,7 @@ cases = [(fn, {**sig, "KIND": "constexpr", "BLOCK": "constexpr"}, {"KIND": k, "B
          for fn, sig in ((norms, ptr), (apply, sig_apply))]
 cases += [(outer, {"v_ptr": "*fp64", "par_ptr": "*fp64", "G": "i32", "BLOCK": "constexpr"},
            {"BLOCK": b}) for b in (16, 1024)]
-for fn, sig, consts in cases:
-    k = triton.compile(ASTSource(fn, sig, constexprs=consts),
-                       target=GPUTarget("cuda", 90, 32),
-                       options={"num_warps": T._warps(consts["BLOCK"])})
-    assert len(k.asm["cubin"]) > 0
-print("built", len(cases))
+build([(fn, sig, [consts]) for fn, sig, consts in cases], lambda c: T._warps(c["BLOCK"]))
 """
 
 
@@ -161,9 +151,4 @@ def test_kernels_compile_for_the_gpus_we_run_on(tmp_path):
     (H100/H200).  The largest blocks (4096 entries, 8192 groups) build too but take minutes
     on 2 cores, so they are not repeated here.  In a fresh process: under the interpreter
     Triton's own library functions are interpreted."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path)  # really compile, no cache hit
-    done = subprocess.run([sys.executable, "-c", _COMPILE], env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "built 14"
+    assert build_for_sm90(_COMPILE, tmp_path) == "built 14"
