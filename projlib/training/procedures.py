@@ -62,6 +62,8 @@ class TrainResult:
     input_shape: tuple[int, int, int]
     num_classes: int
     epoch_phases: list[str] = field(default_factory=list)
+    # Seconds of training steps in each epoch (evaluation excluded), same order as epoch_phases.
+    epoch_time_s: list[float] = field(default_factory=list)
     constrained_layers: tuple[str, ...] = ()
     step_mode: str = "eager"  # "eager" | "cuda-graph" | "eager (CUDA graph capture failed: ...)"
 
@@ -113,6 +115,7 @@ class _Runner:
         self.losses: list[float] = []
         self.accuracies: list[float] = []
         self.phases: list[str] = []
+        self.epoch_times: list[float] = []
         self._project: Callable[[torch.Tensor], torch.Tensor] | None = None
         # How the training steps ran: "eager", "cuda-graph", or "eager (... failed: why)".
         self.step_mode = "eager"
@@ -175,6 +178,7 @@ class _Runner:
         for epoch in range(1, epochs + 1):
             self.model.train()
             loss_sum.zero_()
+            epoch_start = time.perf_counter()
             order = torch.randperm(n, generator=shuffle).to(self.device)
             if graph is not None:
                 cuda_graph, static_idx = graph
@@ -185,7 +189,8 @@ class _Runner:
                 # With a graph the gradients stay the graph's own tensors (zeroed, not freed).
                 opt.zero_grad(set_to_none=graph is None)
                 step(order[start : start + batch], loss_sum)
-            self.losses.append(float(loss_sum) / n)
+            self.losses.append(float(loss_sum) / n)  # reads back: the epoch's steps are done
+            self.epoch_times.append(time.perf_counter() - epoch_start)
             self.accuracies.append(self.evaluate())
             self.phases.append(phase)
             if self.progress is not None:
@@ -383,6 +388,7 @@ def train(
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         epoch_phases=runner.phases,
+        epoch_time_s=runner.epoch_times,
         constrained_layers=tuple(constrained),
         step_mode=runner.step_mode,
     )
