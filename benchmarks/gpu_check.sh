@@ -16,10 +16,13 @@ log=${OUT:-/tmp}/gpu_check.md
 {
     echo "# gpu_check $(date -u +%FT%TZ), git $(git rev-parse --short HEAD 2>/dev/null)"
     nvidia-smi --query-gpu=name,driver_version,power.draw,temperature.gpu --format=csv || true
-    echo '## pytest -m gpu'
-    timeout 300 "$py" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -25
-    echo '## benchmarks/gpu_projections.py'
-    timeout 150 "$py" benchmarks/gpu_projections.py 2>&1
+    echo '## pytest -m gpu (the default CUDA path: torch)'
+    timeout 240 "$py" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -25
+    echo '## pytest -m gpu tests/projections with GREENBENCH_TRITON=1 (opt-in Triton kernels)'
+    GREENBENCH_TRITON=1 timeout 120 "$py" -m pytest -m gpu -q -p no:cacheprovider \
+        tests/projections 2>&1 | tail -15
+    echo '## benchmarks/gpu_projections.py (GREENBENCH_TRITON=1: Triton against torch)'
+    GREENBENCH_TRITON=1 timeout 150 "$py" benchmarks/gpu_projections.py 2>&1
     echo '## benchmarks/gpu_training.py'
     timeout 200 "$py" benchmarks/gpu_training.py $data 2>&1
 } 2>&1 | tee "$log"

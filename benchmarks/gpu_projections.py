@@ -29,7 +29,7 @@ at 100x300, 300x784, 1000x1000 and 4096x4096, with their largest difference; and
 Triton search (``_triton_l1``, also what ``project`` runs) against the torch path's sort at
 the three sizes, with whether its result equals the CPU kernel's bit for bit, and exact
 l1inf by its Triton search (``_triton_l1inf``) the same way at 1000x1000 and 4096x4096
-(``GREENBENCH_TRITON=0`` gives the torch path everywhere).
+(the kernels are opt-in: ``benchmarks/gpu_check.sh`` runs this with ``GREENBENCH_TRITON=1``).
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ decreasing and piecewise linear.  The torch path (``_torch_ops.project_l1``) sor
 Everything the passes decide stays on the device (a float64 ``par`` buffer): no ``.item()``,
 no data-dependent launch.  Each pass adds K float64 values per entry: cheap next to the
 memory traffic on GPUs with fast float64 (H100/H200: half the float32 rate), compute bound on
-those without (most consumer cards: 1/64), where the torch path may be faster
-(``GREENBENCH_TRITON=0``).  Used for float32 CUDA tensors (and CPU tensors under
-``TRITON_INTERPRET=1``, how the tests run it) when ``_triton_ops.available()``; a compile or
+those without (most consumer cards: 1/64), where the torch path may be faster.  Used for
+float32 CUDA tensors (and CPU tensors under ``_triton_ops.ON_CPU``, how the interpreter tests
+run it) when ``_triton_ops.available()`` (opt-in: ``GREENBENCH_TRITON=1``); a compile or
 launch failure turns every Triton kernel off with one warning and the torch path takes over.
 """
 

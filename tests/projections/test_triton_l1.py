@@ -25,15 +25,6 @@ pytestmark = [
 S = _triton_l1  # the par slots: S._STATE, S._NBAND, ...
 
 
-@pytest.fixture
-def interpreter():
-    _triton_ops._reset()
-    _triton_l1._reset()
-    yield
-    _triton_ops._reset()
-    _triton_l1._reset()
-
-
 def _search(W: torch.Tensor, radius: float, **kw) -> tuple[torch.Tensor, dict]:
     info: dict = {}
     out = _triton_l1.project(W, radius, info=info, **kw)
@@ -156,7 +147,7 @@ def test_which_tensors_take_the_search(interpreter, monkeypatch):
     assert calls == [torch.float32]
     l1._on_device(W.double(), radius)  # float64: the torch path
     l1._on_device(W.t(), radius)  # not contiguous: the torch path
-    monkeypatch.setattr(_triton_ops, "ENABLED", False)  # GREENBENCH_TRITON=0
+    monkeypatch.setattr(_triton_ops, "ENABLED", False)  # the default (GREENBENCH_TRITON unset)
     l1._on_device(W, radius)
     monkeypatch.setattr(_triton_ops, "ENABLED", True)
     monkeypatch.setattr(_torch_ops, "CHECK_FINITE", True)
@@ -165,7 +156,7 @@ def test_which_tensors_take_the_search(interpreter, monkeypatch):
     with pytest.raises(ValueError, match="W contains NaN"):
         l1._on_device(V, 1.0)
     assert calls == [torch.float32]
-    monkeypatch.delenv("TRITON_INTERPRET")
+    monkeypatch.setattr(_triton_ops, "ON_CPU", False)
     assert not _triton_l1.eligible(W)  # CPU tensor, compiled mode
 
 

@@ -12,7 +12,6 @@ import torch
 
 from projlib.projections import (
     _torch_ops,
-    _triton_l1,
     _triton_l1inf,
     _triton_ops,
     grouped,
@@ -29,15 +28,6 @@ pytestmark = [
 ]
 
 S = _triton_l1inf
-
-
-@pytest.fixture
-def interpreter():
-    for mod in (_triton_ops, _triton_l1, _triton_l1inf):
-        mod._reset()
-    yield
-    for mod in (_triton_ops, _triton_l1, _triton_l1inf):
-        mod._reset()
 
 
 def _search(W: torch.Tensor, radius: float, groups: str, **kw) -> tuple[torch.Tensor, dict]:

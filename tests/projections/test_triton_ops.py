@@ -29,13 +29,6 @@ CASES = [((7, 9), kind) for kind in ("normal", "ties", "sparse", "scaled")] + [
     ((15,), "normal")]
 
 
-@pytest.fixture
-def interpreter():
-    _triton_ops._reset()
-    yield
-    _triton_ops._reset()
-
-
 NAMES = tuple(_triton_ops.KINDS)
 
 
@@ -94,10 +87,10 @@ def test_which_tensors_take_the_kernels(interpreter, monkeypatch):
                                              "columns"))
     assert not _triton_ops.eligible(_grouped(torch.randn(2, _triton_ops.MAX_GROUPS + 1),
                                              "columns"))
-    monkeypatch.delenv("TRITON_INTERPRET")
+    monkeypatch.setattr(_triton_ops, "ON_CPU", False)
     assert not _triton_ops.eligible(_grouped(W, "columns"))  # CPU tensor, compiled mode
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(_triton_ops, "ENABLED", False)  # GREENBENCH_TRITON=0
+    monkeypatch.setattr(_triton_ops, "ON_CPU", True)
+    monkeypatch.setattr(_triton_ops, "ENABLED", False)  # the default (GREENBENCH_TRITON unset)
     assert not _triton_ops.eligible(_grouped(W, "columns"))
 
 
@@ -152,3 +145,22 @@ def test_kernels_compile_for_the_gpus_we_run_on(tmp_path):
     on 2 cores, so they are not repeated here.  In a fresh process: under the interpreter
     Triton's own library functions are interpreted."""
     assert build_for_sm90(_COMPILE, tmp_path) == "built 14"
+
+
+@pytest.mark.parametrize("value, enabled", [(None, False), ("0", False), ("1", True),
+                                            ("yes", False)])
+def test_the_kernels_are_opt_in(value, enabled):
+    """Never timed on a GPU yet, so off unless GREENBENCH_TRITON=1; and the interpreter's
+    switch (TRITON_INTERPRET) alone never sends a CPU tensor to them."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GREENBENCH_TRITON"}
+    if value is not None:
+        env["GREENBENCH_TRITON"] = value
+    env["TRITON_INTERPRET"] = "1"
+    code = ("import torch; from projlib.projections import _triton_ops as t; "
+            "print(t.ENABLED, t.eligible_device(torch.zeros(2)))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [str(enabled), "False"]
