@@ -352,4 +352,31 @@ def validate(columns: Iterable[Column] | None = None) -> None:
         raise ValueError("REPORT_TABLE must start with test_accuracy")
 
 
+def reference_markdown() -> str:
+    """The column reference (docs/COLUMNS.md), generated from `COLUMNS`: one table per group,
+    in table order.  Regenerate with ``python -m projlib.schema > docs/COLUMNS.md``."""
+    lines = [
+        "# Result columns",
+        "",
+        "Generated from `projlib/schema.py` by `python -m projlib.schema > docs/COLUMNS.md`;",
+        "a test keeps this file in step. One row per sweep point, table `points`; an empty",
+        "cell in the db (NULL, None in Python) means *not measured*, never zero. `better`:",
+        "which way a figure of merit improves. `since`: the schema version that added it",
+        f"(now {SCHEMA_VERSION}).",
+    ]
+    better = {True: "lower", False: "higher", None: ""}
+    for group in GROUPS:
+        lines += ["", f"## {group}", "", "| column | unit | better | since | meaning |",
+                  "|---|---|---|---|---|"]
+        lines += [
+            f"| `{c.name}` | {c.unit} | {better[c.lower_is_better]} | {c.version} | "
+            + c.description.replace("|", "\\|") + " |"
+            for c in COLUMNS if c.group == group
+        ]
+    return "\n".join(lines) + "\n"
+
+
 validate()
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
