@@ -285,7 +285,7 @@ def project(X3: torch.Tensor, radius: float, *, passes: int = PASSES,
             select[(1,)](gs, mu, pos, keys, G, pts, par, FIRST=False, MARGIN=MARGIN, **search)
         finish[(1,)](pos, cs, par, u, G, m, num_warps=4, **search)
         apply[(G,)](X3, out, u, par, G, B, m, BLOCK=block, num_warps=warps)
-    except Exception as exc:  # noqa: BLE001 - compile or launch failure: fall back, say so once
+    except Exception as exc:  # compile or launch failure: fall back, say so once
         _triton_ops.disable(exc)
         return None
     return out

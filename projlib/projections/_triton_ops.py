@@ -279,7 +279,7 @@ def project(name: str, X3: torch.Tensor, radius: float) -> torch.Tensor | None:
         outer[(1,)](v, par, G, BLOCK=gblock, num_warps=_warps(gblock))
         apply[(G,)](X3, out, v, par, G, B, m, KIND=kind, BLOCK=block,
                     num_warps=_warps(block))
-    except Exception as exc:  # noqa: BLE001 - compile or launch failure: fall back, say so once
+    except Exception as exc:  # compile or launch failure: fall back, say so once
         disable(exc)
         return None
     return out

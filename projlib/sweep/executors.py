@@ -145,7 +145,7 @@ def run_local(
             _count(outcome, "interrupted")
             observer.point_finished(pid, config, "interrupted", {})
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure of one point is recorded, not fatal
+        except Exception as exc:  # any failure of one point is recorded, not fatal
             error = format_error(exc)
             store.fail(pid, error)
             _count(outcome, "failed")
@@ -164,7 +164,7 @@ def _ray_point(config: TrainConfig, country_iso_code: str | None,
     # point's own error rather than Ray's wrapper around it.
     try:
         return "done", run_point(config, country_iso_code=country_iso_code, settings=settings)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return "failed", format_error(exc)
 
 
@@ -229,7 +229,7 @@ def run_ray(
                 pid = inflight.pop(ref)
                 try:
                     status, payload = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - worker crash, OOM kill, ...
+                except Exception as exc:  # worker crash, OOM kill, ...
                     status, payload = "failed", format_error(exc)
                 if status == "done":
                     store.complete(pid, payload)
