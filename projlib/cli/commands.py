@@ -1,4 +1,4 @@
-"""The `greenbench` command line (Typer): run, report, runs, env, summary.
+"""The `greenbench` Typer app (run, report, runs, env, summary) and what `main` runs.
 
 The only layer of greenbench that touches files, the environment and the terminal. Expected
 failures (bad option values, unknown names, unreadable config or db) print one line on stderr
@@ -18,12 +18,13 @@ import sys
 
 import typer
 
-from projlib.cli.common import EXIT_USAGE
+from projlib.cli import EXIT_INTERRUPTED
+from projlib.cli.common import EXIT_USAGE, one_line
 from projlib.cli.inspect import env, report, runs
-from projlib.cli.run import EXIT_INTERRUPTED, run
+from projlib.cli.run import run
 from projlib.cli.summary import summary
 
-__all__ = ["app", "main"]
+__all__ = ["app", "run_app"]
 
 app = typer.Typer(
     name="greenbench",
@@ -39,9 +40,10 @@ app.command()(env)
 app.command()(summary)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point. Click's own usage errors (unknown option, non-integer
-    value) are reduced to one line as well, instead of the usage block."""
+def run_app(argv: list[str] | None = None) -> None:
+    """Run the app as `greenbench` (see `projlib.cli.main`). Click's own usage errors
+    (unknown option, non-integer value) are reduced to one line as well, instead of the usage
+    block."""
     command = typer.main.get_command(app)
     if hasattr(signal, "SIGUSR1"):
         # `kill -USR1 <pid>` prints every thread's stack on stderr: how to see what a process
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=argv, prog_name="greenbench", standalone_mode=False)
     except typer.TyperException as exc:  # typer's (vendored) click usage errors derive from it
-        typer.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
+        typer.echo(f"Error: {one_line(exc.format_message())}", err=True)
         sys.exit(EXIT_USAGE if exc.exit_code in (None, 1, 2) else exc.exit_code)
     except typer.Abort:
         typer.echo("Aborted.", err=True)
