@@ -2,60 +2,46 @@
 
 The only layer of greenbench that touches files, the environment and the terminal. Expected
 failures (bad option values, unknown names, unreadable config or db) print one line on stderr
-and exit with code 2; Ctrl-C during a sweep exits with 130 after marking the point in flight
-interrupted; a sweep with failed points exits with 1 after writing its report.
+and exit with code 2; Ctrl-C exits with 130 (during a sweep after marking the point in flight
+interrupted, and while the modules are still loading without a traceback); a sweep with
+failed points exits with 1 after writing its report.
 
 Defaults (relative to the working directory): results db `reports/greenbench.db` (*.db is
 git-ignored), HTML report `reports/greenbench.html`. Re-running a command resumes: points whose
 config hash is already done in the db are skipped.
+
+This module imports nothing heavy: the console script imports it before calling `main`, and
+`main` loads the app (torch, the projections, Typer) inside its own handler. `app` is loaded on
+first access.
 """
 
 from __future__ import annotations
 
-import faulthandler
-import signal
 import sys
+from typing import Any
 
-import typer
+__all__ = ["app", "main", "EXIT_INTERRUPTED"]
 
-from projlib.cli.common import EXIT_USAGE
-from projlib.cli.inspect import env, report, runs
-from projlib.cli.run import EXIT_INTERRUPTED, run
-from projlib.cli.summary import summary
-
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="greenbench",
-    help="Sparse networks trained with projections onto convex constraints, honestly measured.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    no_args_is_help=False,
-)
-app.command()(run)
-app.command()(report)
-app.command()(runs)
-app.command()(env)
-app.command()(summary)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd program
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point. Click's own usage errors (unknown option, non-integer
-    value) are reduced to one line as well, instead of the usage block."""
-    command = typer.main.get_command(app)
-    if hasattr(signal, "SIGUSR1"):
-        # `kill -USR1 <pid>` prints every thread's stack on stderr: how to see what a process
-        # that does not stop on Ctrl-C is waiting for.
-        try:
-            faulthandler.register(signal.SIGUSR1, all_threads=True)
-        except (AttributeError, OSError, ValueError):  # stderr without a file descriptor
-            pass
+    """Console-script entry point (`greenbench`, `python -m projlib.cli`)."""
     try:
-        code = command.main(args=argv, prog_name="greenbench", standalone_mode=False)
-    except typer.TyperException as exc:  # typer's (vendored) click usage errors derive from it
-        typer.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
-        sys.exit(EXIT_USAGE if exc.exit_code in (None, 1, 2) else exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
+        from projlib.cli.commands import run_app  # noqa: PLC0415 - loads torch: seconds
+    except KeyboardInterrupt:
+        print("Interrupted while loading; nothing was run.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(code if isinstance(code, int) else 0)
+    try:
+        run_app(argv)
+    except KeyboardInterrupt:  # between loading and the command's own handling
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from projlib.cli.commands import app  # noqa: PLC0415 - see the module docstring
+
+        return app
+    raise AttributeError(f"module 'projlib.cli' has no attribute {name!r}")

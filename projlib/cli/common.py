@@ -6,11 +6,13 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 
+from projlib.cli.paths import is_db_file, path_problem, write_atomically
 from projlib.measure import probe_backends
 from projlib.projections import REGISTRY
 from projlib.report import REPORT_GENERATOR, ReportConfig, build_report, is_greenbench_report
@@ -19,29 +21,48 @@ from projlib.sweep.provenance import git_sha, package_version
 
 __all__ = [
     "EXIT_USAGE",
+    "check_output_target",
+    "check_path",
     "check_report_target",
     "fail",
+    "one_line",
     "open_existing_store",
     "read_rows",
     "report_provenance",
+    "write_output",
     "write_report",
 ]
 
 EXIT_USAGE = 2  # bad options / input, the click convention
-_DB_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+_MESSAGE_MAX = 2000  # characters of an error line (the head and the tail are kept)
+
+
+def one_line(message: str) -> str:
+    """`message` on one line, at most about 2,000 characters: whitespace runs become one
+    space, and a longer message keeps its head (the option, the value) and its tail (what to
+    do), eliding the middle (a 10 MB value echoed in it must not become a 10 MB line)."""
+    text = " ".join(message.split())
+    if len(text) <= _MESSAGE_MAX:
+        return text
+    head, tail = text[: _MESSAGE_MAX * 2 // 3], text[-(_MESSAGE_MAX // 4):]
+    return f"{head} … ({len(text) - len(head) - len(tail):,} characters elided) … {tail}"
 
 
 def fail(message: str) -> NoReturn:
     """Print one line on stderr and exit with code 2 (no traceback)."""
-    typer.echo(f"Error: {' '.join(message.split())}", err=True)
+    typer.echo(f"Error: {one_line(message)}", err=True)
     raise typer.Exit(EXIT_USAGE)
 
 
 def open_existing_store(path: Path, option: str = "--db") -> ResultsStore:
     """Open a results db read-only: a missing file, a directory or a file that is not a
     greenbench db is an error, and nothing is ever written to it."""
+    check_path(path, option)
     if path.is_dir():
         fail(f"{option}: {path} is a directory, not a results database")
+    if path.is_symlink() and not path.exists():
+        fail(f"{option}: {path} is a symbolic link to {os.readlink(path)}, which does not "
+             "exist; remove the link or give another path")
     if not path.exists():
         fail(f"{option}: {path} does not exist (run `greenbench run` first)")
     try:
@@ -61,25 +82,48 @@ def read_rows(path: Path, **filters: Any) -> list[dict[str, Any]]:
 
 
 def check_report_target(path: Path, db: Path | None, option: str) -> None:
-    """Fail (one line, exit 2) unless `path` can receive a report: never the results db (or
-    one of its side files), never an existing file that is not a greenbench report, and a
-    directory that exists or can be created and is writable. Writes nothing."""
+    """`check_output_target` for an HTML report."""
+    check_output_target(path, db, option, kind="greenbench report", is_ours=is_greenbench_report)
+
+
+def check_output_target(
+    path: Path, db: Path | None, option: str, *, kind: str, is_ours: Callable[[Path], bool]
+) -> None:
+    """The one rule for what a command may write (`run --report`, `report -o`, `summary -o`):
+    fail (one line, exit 2) unless `path` is a usable name, is not the results db (or one of
+    its side files, by name or by inode through links), is either absent or a regular file
+    that `is_ours` recognises as a `kind` greenbench wrote, and lies in a directory that
+    exists or can be created and is writable. Writes nothing."""
+    check_path(path, option)
     if path.is_dir():
-        fail(f"{option}: {path} is a directory; give an .html file path")
-    target = path.resolve()
-    if db is not None:
-        db_file = db.resolve()
-        if target in {Path(f"{db_file}{s}") for s in _DB_SIDE_FILES}:
-            fail(f"{option}: {path} is the results database {db}; give another file")
+        fail(f"{option}: {path} is a directory; give a file path")
+    if db is not None and is_db_file(path, db):
+        fail(f"{option}: {path} is the results database {db}; give another file")
     if path.exists():
         if not path.is_file():
             fail(f"{option}: {path} exists and is not a regular file")
-        if not is_greenbench_report(path):
-            fail(f"{option}: {path} exists and is not a greenbench report; refusing to overwrite "
+        if not is_ours(path):
+            fail(f"{option}: {path} exists and is not a {kind}; refusing to overwrite "
                  "it (remove it or give another path)")
         if not os.access(path, os.W_OK):
             fail(f"{option}: {path} is not writable")
-    _probe_directory(target.parent, path, option)
+    _probe_directory(path.resolve().parent, path, option)
+
+
+def write_output(text: str, path: Path, option: str) -> None:
+    """Write `text` to `path` atomically (see `write_atomically`); one line on failure. Call
+    `check_output_target` first."""
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
+
+
+def check_path(path: Path, option: str) -> None:
+    """Fail (one line) when `path` is not a usable file name (`path_problem`)."""
+    problem = path_problem(path)
+    if problem is not None:
+        fail(f"{option}: {problem}")
 
 
 def _probe_directory(folder: Path, path: Path, option: str) -> None:
@@ -143,14 +187,5 @@ def write_report(
     check_report_target(path, db, option)
     html = build_report(rows, provenance, config=config)
     assert REPORT_GENERATOR in html[:4096]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside then renamed: two runners finishing together never interleave bytes,
-        # a reader never sees half a report, and an interrupted write leaves the old one.
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
+    write_output(html, path, option)
     return path

@@ -44,6 +44,8 @@ their types are the fields of `RunFlags` and `TrainFlags`)::
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -52,6 +54,7 @@ from typing import Any
 
 import torch
 
+from projlib.cli.paths import path_problem, shown
 from projlib.measure.carbon import CarbonBackend, known_countries
 from projlib.projections import REGISTRY, constraint_names
 from projlib.sweep import PointSettings, SweepConfig, resolve_device
@@ -96,6 +99,7 @@ DEFAULT_EPOCHS = _TRAIN_DEFAULTS["epochs"]
 # larger than DEFAULT_MAX_POINTS must be asked for with --max-points.
 MAX_SEEDS = 10_000
 DEFAULT_MAX_POINTS = 10_000
+MAX_CONFIG_BYTES = 1 << 20  # a sweep file is a few hundred bytes; 1 MiB is far past any real one
 # The training defaults are TrainConfig's (the paper's step): one set, in one place.
 DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {
     k: _TRAIN_DEFAULTS[k] for k in ("optimizer", "lr", "batch_size")
@@ -264,13 +268,28 @@ def load_toml(path: str | Path) -> RunFlags:
     files, unknown keys and values of the wrong type. Relative paths in the file are relative
     to the file, so a sweep file works from any working directory."""
     path = Path(path)
+    problem = path_problem(path)
+    if problem is not None:
+        raise OptionError(f"config: {problem}")
     try:
+        # Checked before a byte is parsed: /dev/zero, a fifo or a 10 GB file is not a sweep.
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise OptionError(f"config: {path} is not a regular file")
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise OptionError(f"config: cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise OptionError(f"config: {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; "
+                          "a sweep file is a few lines")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise OptionError(f"config: {path} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise OptionError(f"config: {path} is not a sweep file: its values are nested too "
+                          "deeply to parse") from None
     return flags_from_toml(data, base=path.parent)
 
 
@@ -342,11 +361,14 @@ def parse_radius(values: Sequence[str]) -> Radii:
         name, sep, number = text.partition("=")
         if not sep:
             name, number = "", text
+        elif not name.strip():
+            raise OptionError(f"--radius: {shown(text)} names no constraint before '=' (use "
+                              "e.g. 5.0 for every constraint or l11=5.0 for one)")
         try:
             value = float(number)
         except ValueError:
             raise OptionError(
-                f"--radius: {text!r} is not a number (use e.g. 5.0 or l11=5.0)"
+                f"--radius: {shown(text)} is not a number (use e.g. 5.0 or l11=5.0)"
             ) from None
         (by.setdefault(name.strip(), []) if name else shared).append(value)
     return Radii(tuple(shared), tuple((k, tuple(v)) for k, v in by.items()))
@@ -453,9 +475,13 @@ def _seeds(seeds: int | tuple[int, ...]) -> tuple[int, ...]:
         if not 1 <= seeds <= MAX_SEEDS:
             raise OptionError(f"--seeds: must be between 1 and {MAX_SEEDS:,}, got {seeds}")
         return tuple(range(seeds))
+    try:
+        seeds = tuple(dict.fromkeys(seeds))  # a repeated seed is one seed
+    except TypeError:  # unhashable: left to SweepConfig's message
+        seeds = tuple(seeds)
     if len(seeds) > MAX_SEEDS:
         raise OptionError(f"--seeds: at most {MAX_SEEDS:,} seeds, got {len(seeds):,}")
-    return tuple(seeds)
+    return seeds
 
 
 def _check_sweep_size(
@@ -466,11 +492,13 @@ def _check_sweep_size(
     max_points = flags.max_points
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
         raise OptionError(f"--max-points: must be an integer >= 1, got {max_points!r}")
-    sparse = [p for p in flags.procedure if p != "dense"]
+    # Distinct values only: the sweep drops repeated names, radii and seeds before expanding.
+    sparse = {p for p in flags.procedure if p != "dense"}
     per_constraint = dict(by)
-    radii = sum(len(per_constraint.get(c, shared) or default_radii(c, flags.model))
-                for c in constraints)
-    total = len(flags.dataset) * len(flags.model) * n_seeds * (1 + len(sparse) * radii)
+    radii = sum(len(set(per_constraint.get(c, shared) or default_radii(c, flags.model)))
+                for c in set(constraints))
+    total = (len(set(flags.dataset)) * len(set(flags.model)) * n_seeds
+             * (1 + len(sparse) * radii))
     if total > max_points:
         raise OptionError(
             f"--max-points: this sweep has {total:,} points, more than {max_points:,}; "

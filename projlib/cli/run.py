@@ -7,11 +7,14 @@ import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from projlib.cli import EXIT_INTERRUPTED
 from projlib.cli.common import (
+    check_path,
     check_report_target,
     fail,
     open_existing_store,
@@ -35,7 +38,13 @@ from projlib.measure import EnergyMeter
 from projlib.projections import constraint_names
 from projlib.sweep import ResultsStore, StoreError, prepare_sweep, run_local, run_ray
 from projlib.sweep.runner import cached_dataset
-from projlib.training import DATASETS, MODELS, DatasetError, DatasetNotFoundError
+from projlib.training import (
+    DATASETS,
+    MODELS,
+    DatasetError,
+    DatasetNotFoundError,
+    build_model,
+)
 
 __all__ = ["run"]
 
@@ -46,7 +55,6 @@ _DEFAULT_CONSTRAINTS = ", ".join(DEFAULT_CONSTRAINTS)
 _DATASETS = ", ".join(DATASETS)
 _MODELS = ", ".join(MODELS)
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd program
 
 
 def run(
@@ -197,15 +205,33 @@ def _check_datasets(options: RunOptions) -> None:
     shared = dict(options.sweep.options)
     for name in options.sweep.datasets:
         try:  # cached: the first points of this dataset reuse what the check read
-            cached_dataset(name, shared.get("data_dir"), bool(shared.get("download", False)),
-                           shared.get("verify_data", True))
+            data = cached_dataset(name, shared.get("data_dir"),
+                                  bool(shared.get("download", False)),
+                                  shared.get("verify_data", True))
         except (DatasetNotFoundError, DatasetError, OSError, RuntimeError) as exc:
             fail(f"--dataset: {name}: {str(exc).splitlines()[0]}")
+        for model in options.sweep.models:
+            _check_model_fits(model, data)
+
+
+def _check_model_fits(model: str, data: Any) -> None:
+    # The sweep checked each model against the dataset's published shape; files read with
+    # --no-verify-data may hold other images (8x8 under an mnist name). One sample through
+    # the model says it now, not once per point after the sweep started.
+    shape = "x".join(map(str, data.input_shape))
+    try:
+        net = build_model(model, data.input_shape, data.num_classes)
+        with torch.no_grad():
+            net(data.train_x[:1].to(torch.float32))
+    except (ValueError, TypeError, RuntimeError) as exc:
+        fail(f"--model: {model} does not fit the {data.name} data at {data.source} ({shape} "
+             f"images, {data.num_classes} classes): {str(exc).splitlines()[0]}")
 
 
 def _check_db_target(path: Path) -> None:
     # An existing file must be a greenbench db (checked read-only); a new one needs a
     # directory that exists or can be created.
+    check_path(path, "--db")
     if path.exists() or path.is_symlink():
         open_existing_store(path).close()
         return

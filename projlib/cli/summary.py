@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from projlib.cli.common import fail, read_rows
+from projlib.cli.common import check_output_target, fail, read_rows, write_output
 from projlib.cli.options import DEFAULT_DB
 from projlib.projections import REGISTRY
 from projlib.report.summary import (
@@ -24,9 +25,65 @@ from projlib.report.summary import (
 from projlib.training import MODELS
 from projlib.training.config import PROCEDURE_NAMES
 
-__all__ = ["summary", "SUMMARY_FORMATS"]
+__all__ = ["summary", "SUMMARY_FORMATS", "is_greenbench_summary"]
 
 SUMMARY_FORMATS = ("markdown", "csv", "json")
+
+# How `summary -o` recognises a file it may replace (a summary greenbench wrote, in any of its
+# formats), the counterpart of the report's generator tag. Markdown files end with MARKER;
+# those written before the marker existed start with one of the summary's headings. CSV and
+# JSON cannot carry a comment: they are recognised by their exact columns (a CSV header line,
+# the keys of every JSON object), which are those of `to_csv_rows` (band tables) and
+# `cell_rows` (--cells); tests/cli/test_cli_reliability2.py checks both lists against them.
+MARKER = "<!-- written by greenbench summary -->"
+BAND_COLUMNS = (
+    "dataset", "model", "band_points", "cost", "rank", "constraint", "procedure", "radius",
+    "seeds", "accuracy_diff_points_mean", "accuracy_diff_points_std", "cost_fraction_mean",
+    "cost_fraction_std", "gap_rival", "gap_to_runner_up_mean", "gap_ci_low", "gap_ci_high",
+    "gap_p_value", "gap_verdict",
+)
+CELL_COLUMNS = (
+    "dataset", "model", "constraint", "procedure", "radius", "seeds",
+    "accuracy_diff_points_mean", "accuracy_diff_points_std", "maccs_fraction_mean",
+    "maccs_fraction_std", "bytes_fraction_mean", "bytes_fraction_std", "nonzero_mean",
+    "nonzero_std", "maccs_by_rank",
+)
+_LEGACY_MARKDOWN = re.compile(
+    r"### .+ · .+: (within \S+ accuracy points of dense, fewest .+|every cell, seed-matched vs "
+    r"dense)|### Fully connected vs convolutional: "
+)
+_MAX_JSON_BYTES = 64 << 20
+
+
+def is_greenbench_summary(path: Path) -> bool:
+    """True when the file at `path` is a summary greenbench wrote (any format). Reads the
+    file's head and tail (a JSON file whole, up to 64 MiB)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", errors="replace")
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - 256))
+            tail = fh.read().decode("utf-8", errors="replace")
+            if head.lstrip().startswith("[") and size <= _MAX_JSON_BYTES:
+                fh.seek(0)
+                return _is_summary_json(fh.read())
+    except OSError:
+        return False
+    if tail.rstrip().endswith(MARKER) or _LEGACY_MARKDOWN.match(head):
+        return True
+    first = head.split("\n", 1)[0].rstrip("\r")
+    return first in (",".join(BAND_COLUMNS), ",".join(CELL_COLUMNS))
+
+
+def _is_summary_json(data: bytes) -> bool:
+    try:
+        items = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    keys = ({*BAND_COLUMNS}, {*CELL_COLUMNS})
+    return isinstance(items, list) and all(
+        isinstance(item, dict) and set(item) in keys for item in items
+    )
 
 
 def summary(
@@ -59,8 +116,9 @@ def summary(
     bands = tuple(band) if band else BANDS_POINTS
     if any(not 0 <= b <= 100 for b in bands):
         fail("--band: bands are accuracy points in [0, 100]")
-    if output is not None and (output.is_dir() or output.resolve() == db.resolve()):
-        fail(f"--output: {output} is a directory or the results database")
+    if output is not None:  # before reading: fail fast, write nothing
+        check_output_target(output, db, "--output", kind="summary greenbench wrote",
+                            is_ours=is_greenbench_summary)
     rows = read_rows(db)
     if procedure:
         unknown = sorted(set(procedure) - set(PROCEDURE_NAMES))
@@ -74,23 +132,26 @@ def summary(
         low_rank={name for name, spec in REGISTRY.items() if spec.low_rank},
         fully_connected={name for name, spec in MODELS.items() if spec.fully_connected},
     )
-    if format == "markdown":
-        text = cells_markdown(result) if cells else to_markdown(result)
-    elif format == "json":
-        text = json.dumps(cell_rows(result) if cells else to_csv_rows(result), indent=2) + "\n"
-    else:
-        rows = cell_rows(result) if cells else to_csv_rows(result)
-        buf = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        text = buf.getvalue()
+    text = _render(result, format, cells)
     if output is None:
         typer.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"--output: cannot write {output}: {exc.strerror or exc}")
+    if format == "markdown":
+        text += f"{MARKER}\n"
+    write_output(text, output, "--output")
     typer.echo(f"summary: {output.resolve()} ({len(result.tables)} tables)")
+
+
+def _render(result: Any, format: str, cells: bool) -> str:
+    if format == "markdown":
+        return cells_markdown(result) if cells else to_markdown(result)
+    rows = cell_rows(result) if cells else to_csv_rows(result)
+    if format == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    buf = io.StringIO()
+    # The header even without rows: an empty summary is still recognisably one.
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else
+                            list(CELL_COLUMNS if cells else BAND_COLUMNS))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

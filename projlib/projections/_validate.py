@@ -62,7 +62,12 @@ def check_radius(radius: object) -> float:
             radius = radius.item()
         else:
             raise TypeError(f"radius must be a real number, got {type(radius).__name__}")
-    value = float(radius)
+    try:
+        value = float(radius)
+    except OverflowError:  # e.g. the int 10**400
+        raise ValueError(
+            f"radius must be finite, got a {type(radius).__name__} past the float range"
+        ) from None
     if math.isnan(value) or math.isinf(value):
         raise ValueError(f"radius must be finite, got {value}")
     if value < 0.0:

@@ -8,7 +8,10 @@ not comparable).
 
 Every point is identified by `point_id`: the sha256 of its canonical config JSON (sorted keys,
 no whitespace), leaving out the fields that say *where* to find data rather than *what* is run
-(data_dir, download, verify_data). *What* data is run is in the identity: `prepare_sweep` sets
+(data_dir, download, verify_data, cuda_graph), and the options the point's procedure never
+reads (`unread_options`: a dense baseline's `groups`, `layers`, `constrain_*` and
+`retrain_epochs`), which are reset to their defaults before the point is hashed, trained and
+stored (`identity_config`). *What* data is run is in the identity: `prepare_sweep` sets
 each point's `data_fingerprint` from the files actually found, so moving the files keeps the
 results and different files never reuse them. Two sweeps that share a point share its row.
 """
@@ -19,7 +22,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -34,6 +37,8 @@ __all__ = [
     "SweepConfig",
     "point_id",
     "canonical_config",
+    "identity_config",
+    "unread_options",
     "TRAIN_OPTION_NAMES",
     "NON_IDENTITY_FIELDS",
     "resolve_device",
@@ -52,14 +57,44 @@ TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
     f.name for f in fields(TrainConfig)
     if f.name not in _AXES | {"layer_sparsity", "device", "data_fingerprint"}
 )
-_DEFAULT_EPOCHS: int = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
+_TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+_DEFAULT_EPOCHS: int = _TRAIN_DEFAULTS["epochs"]
 # Bumped when the meaning of a config field changes, so old rows are not silently reused.
 _HASH_VERSION = "greenbench-point-v1"
 
 
+def unread_options(config: TrainConfig) -> frozenset[str]:
+    """The options `train(config)` never reads, so they cannot change its result: a dense run
+    has no constrained layer (`groups`, `layers`, `constrain_first`, `constrain_last`) and no
+    retraining phase (`retrain_epochs`), a projected run no retraining phase either, and an
+    explicit `layers` selection leaves `constrain_first` / `constrain_last` unconsulted."""
+    unread: set[str] = set()
+    if config.procedure == "dense":
+        unread |= {"groups", "layers", "constrain_first", "constrain_last", "retrain_epochs"}
+    elif config.procedure == "projected":
+        unread.add("retrain_epochs")
+    if config.layers is not None:
+        unread |= {"constrain_first", "constrain_last"}
+    return frozenset(unread)
+
+
+def identity_config(config: TrainConfig) -> TrainConfig:
+    """`config` with every option it never reads (`unread_options`) at its default: the one
+    config that stands for every config giving the same result. The point hash covers it and
+    a sweep trains and stores it, so a dense baseline swept with `--retrain-epochs 5` is the
+    same point as without, trained once. Options at their defaults hash as before this rule
+    existed, so such rows of older dbs keep their ids."""
+    changes = {k: _TRAIN_DEFAULTS[k] for k in unread_options(config)
+               if getattr(config, k) != _TRAIN_DEFAULTS[k]}
+    return replace(config, **changes) if changes else config
+
+
 def canonical_config(config: TrainConfig) -> dict[str, Any]:
-    """The identity-relevant part of `config.to_dict()` (what the point hash covers)."""
-    return {k: v for k, v in config.to_dict().items() if k not in NON_IDENTITY_FIELDS}
+    """The identity-relevant part of `config.to_dict()` (what the point hash covers): what
+    can change the result, i.e. neither where the data is found (NON_IDENTITY_FIELDS) nor an
+    option the run never reads (`identity_config`)."""
+    return {k: v for k, v in identity_config(config).to_dict().items()
+            if k not in NON_IDENTITY_FIELDS}
 
 
 def point_id(config: TrainConfig) -> str:
@@ -99,12 +134,8 @@ def _radii(field: str, values: Any) -> tuple[float, ...]:
         values = (values,)
     if not isinstance(values, (tuple, list)):
         raise TypeError(f"{field} must be a list of numbers, got {type(values).__name__}")
-    out: list[float] = []
-    for v in values:
-        r = _radius(field, v)
-        if r not in out:
-            out.append(r)
-    return tuple(out)
+    # dict.fromkeys: order kept, duplicates dropped in O(n) (a million copies of one radius)
+    return tuple(dict.fromkeys(_radius(field, v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -242,6 +273,7 @@ class SweepConfig:
                                     TrainConfig(**point, procedure=p, constraint=c, radius=r)
                                 )
                     for cfg in candidates:
+                        cfg = identity_config(cfg)  # what runs is the point's identity
                         out.setdefault(point_id(cfg), cfg)
         return tuple((cfg, pid) for pid, cfg in out.items())
 

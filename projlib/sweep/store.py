@@ -131,17 +131,17 @@ class ResultsStore:
                 f"db: {self.path} is an empty file, not a greenbench results database; "
                 "remove it or choose another path"
             )
+        self._busy_timeout_s = busy_timeout_s
+        self._snapshot: tuple[int, ...] | None = None
         try:
             if read_only:
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s,
-                                             isolation_level=None)
+                self._connect_read_only()
             else:
                 # isolation_level=None: autocommit, every transaction is an explicit BEGIN.
                 self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s,
                                              isolation_level=None)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+                self._conn.row_factory = sqlite3.Row
+                self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             version = self._check_file(existed)
             if not read_only:
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -150,10 +150,62 @@ class ResultsStore:
                     self._create_schema()
         except sqlite3.DatabaseError as exc:
             self.close()
+            wal = Path(f"{self.path}-wal")
+            if read_only and wal.exists() and not os.access(self.path.parent, os.W_OK):
+                raise StoreError(
+                    f"db: cannot read {self.path}: its write-ahead log {wal.name} holds changes "
+                    f"not yet in the db, and SQLite needs write access to {self.path.parent} to "
+                    "read them; copy the db with its -wal file to a writable folder"
+                ) from exc
             raise StoreError(f"db: cannot use {self.path} as a results database: {exc}") from exc
         except StoreError:
             self.close()
             raise
+
+    # ------------------------------------------------------------------ reading without writing
+    # A reader must never create a file, and must read where it cannot write (read-only
+    # media). A plain `mode=ro` connection to a WAL-mode file creates its -wal and -shm side
+    # files and leaves them behind, and fails where the folder is read-only. So, when no -wal
+    # file exists (no writer has the db open, nothing is waiting in a log), the file is opened
+    # `immutable=1`: no lock, no side file, the main file read as it is. Immutable means
+    # SQLite trusts the file not to change; `_read` checks that it did not (same inode, size
+    # and mtime, still no -wal) after every query and otherwise reopens as an ordinary
+    # read-only reader (which reads a writer's log, as WAL readers do) and reads again.
+
+    def _file_state(self) -> tuple[int, ...] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        wal = os.path.lexists(f"{self.path}-wal")
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, int(wal))
+
+    def _connect_read_only(self, immutable: bool | None = None) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        state = self._file_state()
+        if immutable is None:
+            immutable = state is not None and not state[-1]
+        self._snapshot = state if immutable else None
+        uri = f"{self.path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"
+        self._conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout_s,
+                                     isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a query; for an immutable reader, again as an ordinary reader when the file
+        changed while it read (a torn read may also raise: the same retry)."""
+        try:
+            rows = self._conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError:
+            if self._snapshot is None or self._file_state() == self._snapshot:
+                raise
+        else:
+            if self._snapshot is None or self._file_state() == self._snapshot:
+                return rows
+        self._connect_read_only(immutable=False)
+        return self._conn.execute(sql, args).fetchall()
 
     def _create_file(self, busy_timeout_s: float) -> None:
         # Built aside and linked into place: os.link fails if the name exists, so of two
@@ -187,8 +239,9 @@ class ResultsStore:
         not a greenbench db. Reads only."""
         conn = self._conn
         assert conn is not None
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = self._read("PRAGMA application_id")[0][0]
+        version = self._read("PRAGMA user_version")[0][0]
+        conn = self._conn  # _read may have reopened it
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if app_id == APPLICATION_ID:
             if version > SCHEMA_VERSION:
@@ -385,11 +438,11 @@ class ResultsStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY p.dataset, p.model, p.procedure, p.\"constraint\", p.radius, p.seed"
-        return [_full_row(r) for r in self._conn.execute(sql, args)]
+        return [_full_row(r) for r in self._read(sql, args)]
 
     def get(self, point_id: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT * FROM points WHERE point_id=?", (point_id,)).fetchone()
-        return None if row is None else _full_row(row)
+        rows = self._read("SELECT * FROM points WHERE point_id=?", (point_id,))
+        return _full_row(rows[0]) if rows else None
 
     def counts(self, sweep_id: str | None = None) -> dict[str, int]:
         """Number of points per status (every status present as a key)."""
@@ -399,4 +452,4 @@ class ResultsStore:
         return out
 
     def sweeps(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._conn.execute("SELECT * FROM sweeps ORDER BY created_at")]
+        return [dict(r) for r in self._read("SELECT * FROM sweeps ORDER BY created_at")]

@@ -33,17 +33,6 @@ def _one_line_exit_2(result, *needles: str) -> None:  # noqa: ANN001 - click Res
     assert "Traceback" not in result.output
 
 
-@pytest.fixture(scope="module")
-def done_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real one-point db (dense digits, 1 epoch)."""
-    tmp = tmp_path_factory.mktemp("done")
-    db = tmp / "results.db"
-    result = runner.invoke(app, ["run", *_QUICK, "--db", str(db), "--report",
-                                 str(tmp / "r.html")])
-    assert result.exit_code == 0, result.output
-    return db
-
-
 # ------------------------------------------------------------------ 1. report over the db
 
 
