@@ -361,15 +361,19 @@ def test_a_deeply_nested_sweep_file_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
-@pytest.mark.parametrize("source", ["/dev/zero", "big"])
+@pytest.mark.parametrize("source", ["/dev/zero", "big", "fifo"])
 def test_a_sweep_file_that_is_not_a_small_regular_file_is_refused_unread(
     source: str, tmp_path: Path
 ) -> None:
-    # Before: /dev/zero was read until memory ran out; a 1 MiB file was parsed whole.
+    # Before: /dev/zero was read until memory ran out; a 1 MiB file was parsed whole; a fifo
+    # waited for a writer forever.
     path = Path(source)
     if source == "big":
         path = tmp_path / "big.toml"
         path.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    elif source == "fifo":
+        path = tmp_path / "sweep.toml"
+        os.mkfifo(path)
     result = runner.invoke(app, ["run", str(path), *_QUICK, "--db", str(tmp_path / "x.db"),
                                  "--report", str(tmp_path / "r.html")])
     _one_line_exit_2(result, "config:")
