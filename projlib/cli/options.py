@@ -272,11 +272,11 @@ def load_toml(path: str | Path) -> RunFlags:
     if problem is not None:
         raise OptionError(f"config: {problem}")
     try:
-        # Checked before a byte is parsed: /dev/zero, a fifo or a 10 GB file is not a sweep.
+        # Checked before a byte is parsed: /dev/zero, a fifo (whose open would wait for a
+        # writer) or a 10 GB file is not a sweep.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise OptionError(f"config: {path} is not a regular file")
         with path.open("rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise OptionError(f"config: {path} is not a regular file")
             raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise OptionError(f"config: cannot read {path}: {exc.strerror or exc}") from exc

@@ -105,7 +105,10 @@ def summary(
                                      "behind the band tables) instead of the band tables."),
     ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o",
+                     help="Write here instead of stdout: a new file, or one replacing a summary "
+                          "greenbench wrote (never the db or any other file)."),
     ] = None,
 ) -> None:
     """Per dataset, model and accuracy band: which constraint/procedure reaches the fewest

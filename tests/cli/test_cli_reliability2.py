@@ -265,19 +265,42 @@ def _unshare_works() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _unshare_works(), reason="needs user namespaces (unshare -rm) for a "
-                                                 "real read-only mount")
-def test_a_db_on_read_only_media_is_read(db: Path, tmp_path: Path) -> None:
+def _on_read_only_media(media: Path, *argv: str) -> subprocess.CompletedProcess:
     # A read-only bind mount in a private mount namespace: writes fail even for root.
-    media = db.parent
     script = (f'mount --bind -o ro "{media}" "{media}" && touch "{media}/probe" 2>/dev/null '
-              f'&& exit 99; "{sys.executable}" -m projlib.cli runs --db "{db}" --format csv')
+              f'&& exit 99; exec "$@"')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", sys.executable, "-m",
+                           "projlib.cli", *argv], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+
+
+_NEEDS_UNSHARE = pytest.mark.skipif(
+    not _unshare_works(), reason="needs user namespaces (unshare -rm) for a read-only mount")
+
+
+@_NEEDS_UNSHARE
+def test_a_db_on_read_only_media_is_read(db: Path) -> None:
+    done = _on_read_only_media(db.parent, "runs", "--db", str(db), "--format", "csv")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 2  # header + the one point
     assert _sidecars(db) == []
+
+
+@_NEEDS_UNSHARE
+def test_a_log_that_cannot_be_read_on_read_only_media_is_said_so(db: Path,
+                                                                 tmp_path: Path) -> None:
+    # A db copied with changes still in its -wal (a writer that had not checkpointed).
+    media = tmp_path / "media"
+    media.mkdir()
+    with closing(sqlite3.connect(db, isolation_level=None)) as writer:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("UPDATE points SET error='late'")
+        for suffix in ("", "-wal"):
+            shutil.copyfile(f"{db}{suffix}", media / f"a.db{suffix}")
+    done = _on_read_only_media(media, "runs", "--db", str(media / "a.db"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "write-ahead log a.db-wal" in done.stderr and "write access" in done.stderr
 
 
 def test_a_stale_immutable_read_is_redone_as_an_ordinary_reader(db: Path) -> None:
@@ -338,15 +361,19 @@ def test_a_deeply_nested_sweep_file_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
-@pytest.mark.parametrize("source", ["/dev/zero", "big"])
+@pytest.mark.parametrize("source", ["/dev/zero", "big", "fifo"])
 def test_a_sweep_file_that_is_not_a_small_regular_file_is_refused_unread(
     source: str, tmp_path: Path
 ) -> None:
-    # Before: /dev/zero was read until memory ran out; a 1 MiB file was parsed whole.
+    # Before: /dev/zero was read until memory ran out; a 1 MiB file was parsed whole; a fifo
+    # waited for a writer forever.
     path = Path(source)
     if source == "big":
         path = tmp_path / "big.toml"
         path.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    elif source == "fifo":
+        path = tmp_path / "sweep.toml"
+        os.mkfifo(path)
     result = runner.invoke(app, ["run", str(path), *_QUICK, "--db", str(tmp_path / "x.db"),
                                  "--report", str(tmp_path / "r.html")])
     _one_line_exit_2(result, "config:")
