@@ -26,6 +26,7 @@ from torch import nn
 from projlib.training.config import TrainConfig
 from projlib.training.datasets import Dataset, DatasetError, load_dataset
 from projlib.training.models import build_model
+from projlib.training.plugins import PluginError, source_hash
 from projlib.training.projector import Projector
 from projlib.training.sparsity import (
     LayerSparsity,
@@ -350,6 +351,11 @@ def train(
             f"{config.dataset}: the data at {dataset.source} (fingerprint "
             f"{dataset.fingerprint[:12]}) is not the data this run was registered with "
             f"({config.data_fingerprint[:12]})"
+        )
+    if config.model_source is not None and source_hash(config.model) != config.model_source:
+        raise PluginError(
+            f"model {config.model!r}: its module file changed since this run was registered "
+            f"(sha256 {source_hash(config.model)[:12]}, registered {config.model_source[:12]})"
         )
     device = _resolve_device(config.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
