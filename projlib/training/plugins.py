@@ -11,7 +11,8 @@ it was imported is reloaded, so a long-lived process never trains stale code und
 Identity: a sweep point of a plugin model stores `source_hash(path)` (sha256 of the bytes of
 the factory's module file) in `TrainConfig.model_source`, and a plugin dataset's points store
 its `Dataset.fingerprint` like the built-in ones, so editing the model or the data never reuses
-old results. The hash covers the factory's own module file only (not modules it imports).
+old results. The hash covers the file of the module named in the path and, when the factory is
+re-exported there from another module, that module's file too (not other modules they import).
 
 Errors are `PluginError` (a ValueError) for models and `DatasetError` for datasets, one line
 naming the path: a malformed path, a module that cannot be imported, a missing or non-callable
@@ -75,7 +76,9 @@ def check_path(field: str, value: str) -> str:
 
 
 def _resolve(field: str, path: str, error: type[ValueError]) -> tuple[Callable[..., Any],
-                                                                      ModuleType]:
+                                                                      list[ModuleType]]:
+    """(the callable, [the module named in `path`, and the one defining the callable when it
+    is another]), each freshly (re)imported if its file changed."""
     try:
         check_path(field, path)
     except PluginError as exc:
@@ -85,20 +88,36 @@ def _resolve(field: str, path: str, error: type[ValueError]) -> tuple[Callable[.
     if "" not in sys.path and cwd not in sys.path:
         sys.path.insert(0, cwd)  # like `python -m`: the working directory first
     try:
-        module = importlib.import_module(module_name)
-        digest = _file_hash(module)
-        if digest is not None and _imported.setdefault(module_name, digest) != digest:
-            module = importlib.reload(module)  # edited since imported: never run stale code
-            _imported[module_name] = digest
+        module, _ = _import_fresh(module_name)
+        target = getattr(module, attr, None)
+        # re-exported (`from .nets import net`): the defining module is part of the source too
+        home = getattr(target, "__module__", None)
+        modules = [module]
+        if isinstance(home, str) and home != module_name and home in sys.modules:
+            defining, reloaded = _import_fresh(home)
+            if reloaded:  # the name in `module` still points at the old function
+                module = importlib.reload(module)
+                target = getattr(module, attr, None)
+            modules = [module, defining]
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's module's, said once
         raise error(f"{field} {path!r}: cannot import {module_name}: "
                     f"{type(exc).__name__}: {_one_line(exc)}") from None
-    target = getattr(module, attr, None)
     if target is None:
         raise error(f"{field} {path!r}: module {module_name} has no attribute {attr!r}")
     if not callable(target):
         raise error(f"{field} {path!r}: {attr} is a {type(target).__name__}, not a callable")
-    return target, module
+    return target, modules
+
+
+def _import_fresh(name: str) -> tuple[ModuleType, bool]:
+    # (module, whether it was reloaded because its file changed since it was imported here)
+    module = importlib.import_module(name)
+    digest = _file_hash(module)
+    if digest is not None and _imported.setdefault(name, digest) != digest:
+        module = importlib.reload(module)  # edited since imported: never run stale code
+        _imported[name] = digest
+        return module, True
+    return module, False
 
 
 def _file_hash(module: ModuleType) -> str | None:
@@ -108,13 +127,24 @@ def _file_hash(module: ModuleType) -> str | None:
     return hashlib.sha256(Path(file).read_bytes()).hexdigest()
 
 
+def _sources_hash(modules: list[ModuleType]) -> str | None:
+    digests = [_file_hash(m) for m in modules]
+    if any(d is None for d in digests):
+        return None
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()  # type: ignore[arg-type]
+
+
 def source_hash(path: str) -> str:
-    """sha256 hex of the bytes of the module file that defines the factory of `path` (read now,
-    so an edited file gives another hash)."""
-    _, module = _resolve("model", path, PluginError)
-    digest = _file_hash(module)
+    """sha256 hex of the bytes of the module file named in `path` (read now, so an edited file
+    gives another hash); when the factory is defined in another module and re-exported, of both
+    files' hashes."""
+    _, modules = _resolve("model", path, PluginError)
+    digest = _sources_hash(modules)
     if digest is None:
-        raise PluginError(f"model {path!r}: module {module.__name__} has no source file to hash")
+        raise PluginError(f"model {path!r}: module {modules[-1].__name__} has no source file "
+                          "to hash")
     return digest
 
 
@@ -160,8 +190,8 @@ def load_plugin_dataset(path: str) -> Dataset:
     """`loader()` of `path`, checked, named `path` (what `TrainConfig.dataset` says). Cached
     while the loader's module file is unchanged: the sweep's checks and its points call it once
     per process."""
-    loader, module = _resolve("dataset", path, DatasetError)
-    return _load_dataset(path, loader, _file_hash(module))
+    loader, modules = _resolve("dataset", path, DatasetError)
+    return _load_dataset(path, loader, _sources_hash(modules))
 
 
 @functools.lru_cache(maxsize=2)

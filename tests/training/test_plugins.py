@@ -217,3 +217,22 @@ def test_the_readme_example_factory_sweeps_on_digits(tmp_path, monkeypatch):
     result = train(TrainConfig(model=f"{name}:small_cnn", procedure="projected",
                                constraint="l11", radius=30.0, epochs=1))
     assert result.constrained_layers == ("2.weight", "6.weight")
+
+
+def test_a_re_exported_factory_is_identified_by_its_defining_module_too(tmp_path, monkeypatch):
+    """`mypkg:net` where mypkg does `from mypkg_nets import net`: editing the defining file
+    changes the hash, and the edited factory is the one that runs."""
+    stem = tmp_path.name.replace("-", "_")
+    home, front = f"gb_nets_{stem}", f"gb_front_{stem}"
+    source = "from torch import nn\n\n\ndef net(input_shape, num_classes):\n" \
+             "    return nn.Sequential(nn.Flatten(), nn.Linear(16, WIDTH), nn.ReLU(),\n" \
+             "                         nn.Linear(WIDTH, num_classes))\n\n\nWIDTH = 8\n"
+    (tmp_path / f"{home}.py").write_text(source)
+    (tmp_path / f"{front}.py").write_text(f"from {home} import net  # noqa: F401\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = f"{front}:net"
+    before = plugins.source_hash(path)
+    assert build_model(path, (1, 4, 4), 3)[1].out_features == 8
+    (tmp_path / f"{home}.py").write_text(source.replace("WIDTH = 8", "WIDTH = 12"))
+    assert plugins.source_hash(path) != before
+    assert build_model(path, (1, 4, 4), 3)[1].out_features == 12
