@@ -4,12 +4,14 @@ bad paths are one line and exit 2 before anything is written."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from projlib.cli import app
+from projlib.cli.summary import fully_connected_models
 from projlib.sweep import ResultsStore
 
 runner = CliRunner()
@@ -86,3 +88,12 @@ def test_bad_plugins_are_one_line_and_exit_2_before_anything(plugin, tmp_path, f
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message.format(mod=mod))
     assert not (tmp_path / "g.db").exists()
+
+
+def test_summary_classes_a_model_of_your_own_by_its_stored_weights():
+    def row(model, shapes):
+        return {"model": model, "layers_json": json.dumps([{"shape": s} for s in shapes])}
+
+    rows = [row("pkg.mlp:net", [[16, 8], [3, 16]]),
+            row("pkg.cnn:net", [[8, 1, 3, 3], [3, 72]]), row("convnet", [[10, 1, 5, 5]])]
+    assert fully_connected_models(rows) == {"lenet300", "mlp", "pkg.mlp:net"}
