@@ -352,10 +352,11 @@ def train(
             f"{dataset.fingerprint[:12]}) is not the data this run was registered with "
             f"({config.data_fingerprint[:12]})"
         )
-    if config.model_source is not None and source_hash(config.model) != config.model_source:
+    current = None if config.model_source is None else source_hash(config.model)
+    if current != config.model_source:
         raise PluginError(
             f"model {config.model!r}: its module file changed since this run was registered "
-            f"(sha256 {source_hash(config.model)[:12]}, registered {config.model_source[:12]})"
+            f"(sha256 {current[:12]}, registered {config.model_source[:12]})"
         )
     device = _resolve_device(config.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
