@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 from pathlib import Path
 
@@ -63,3 +64,49 @@ def idx_writer():
 @pytest.fixture
 def idx_encoder():
     return idx_bytes
+
+
+# A model factory and a data loader of "your own" (`package.module:attr` plugins); the tests add
+# their own functions after it.
+PLUGIN_BASE = '''
+import torch
+from torch import nn
+from projlib.training import Dataset
+
+WIDTH = 16
+
+
+def net(input_shape, num_classes):
+    c, h, w = input_shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, WIDTH), nn.ReLU(),
+                         nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, num_classes))
+
+
+def blobs():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(3, 1, 4, 4, generator=g) * 2
+
+    def split(n):
+        y = torch.randint(0, 3, (n,), generator=g)
+        return (centers[y] + 0.5 * torch.randn(n, 1, 4, 4, generator=g)).float(), y
+
+    (trx, try_), (tex, tey) = split(96), split(48)
+    return Dataset("blobs", trx, try_, tex, tey, input_shape=(1, 4, 4), num_classes=3,
+                   source="blobs")
+'''
+_plugin_count = itertools.count()
+
+
+@pytest.fixture
+def plugin_writer(tmp_path, monkeypatch):
+    """write(extra="") -> (module name, file): PLUGIN_BASE + extra as a module of a new name
+    (imported modules stay in sys.modules) on sys.path for this test."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(extra: str = "") -> tuple[str, Path]:
+        name = f"gb_plugin_{next(_plugin_count)}_{tmp_path.name.replace('-', '_')}"
+        file = tmp_path / f"{name}.py"
+        file.write_text(PLUGIN_BASE + extra)
+        return name, file
+
+    return write

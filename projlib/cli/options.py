@@ -16,8 +16,8 @@ use (datasets, models, procedures, constraints) are checked against the registri
 TOML layout (all keys optional; lists may be given as a single value; the accepted keys and
 their types are the fields of `RunFlags` and `TrainFlags`)::
 
-    dataset = ["digits"]            # --dataset
-    model = ["mlp"]                 # --model
+    dataset = ["digits"]            # --dataset; or your own "package.module:loader"
+    model = ["mlp"]                 # --model; or your own "package.module:factory"
     procedure = ["projected"]       # --procedure
     constraint = ["l1", "l11"]      # --constraint
     radius = [5.0, 20.0]            # --radius; or a table per constraint: {l1 = [5.0], l11 = [3.0]}

@@ -64,10 +64,12 @@ def run(
                        show_default=False),
     ] = None,
     dataset: Annotated[
-        list[str] | None, typer.Option(help=f"Dataset (repeatable): {_DATASETS}. (default: digits)")
+        list[str] | None, typer.Option(help=f"Dataset (repeatable): {_DATASETS}, or "
+                                        "package.module:loader (your own). (default: digits)")
     ] = None,
     model: Annotated[
-        list[str] | None, typer.Option(help=f"Model (repeatable): {_MODELS}. (default: mlp)")
+        list[str] | None, typer.Option(help=f"Model (repeatable): {_MODELS}, or "
+                                        "package.module:factory (your own). (default: mlp)")
     ] = None,
     constraint: Annotated[
         list[str] | None,

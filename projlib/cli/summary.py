@@ -24,8 +24,9 @@ from projlib.report.summary import (
 )
 from projlib.training import MODELS
 from projlib.training.config import PROCEDURE_NAMES
+from projlib.training.plugins import is_plugin
 
-__all__ = ["summary", "SUMMARY_FORMATS", "is_greenbench_summary"]
+__all__ = ["summary", "SUMMARY_FORMATS", "fully_connected_models", "is_greenbench_summary"]
 
 SUMMARY_FORMATS = ("markdown", "csv", "json")
 
@@ -86,6 +87,18 @@ def _is_summary_json(data: bytes) -> bool:
     )
 
 
+def fully_connected_models(rows: list[dict]) -> set[str]:
+    """The built-in models registered as fully connected, plus each model of your own
+    (`package.module:factory`) whose stored weights (`layers_json`) are all 2-D matrices."""
+    names = {name for name, spec in MODELS.items() if spec.fully_connected}
+    shapes: dict[str, list[int]] = {}
+    for r in rows:
+        if is_plugin(r.get("model")) and r.get("layers_json"):
+            dims = [len(layer["shape"]) for layer in json.loads(r["layers_json"])]
+            shapes.setdefault(r["model"], []).extend(dims)
+    return names | {m for m, dims in shapes.items() if dims and all(d == 2 for d in dims)}
+
+
 def summary(
     db: Annotated[Path, typer.Option(help="Results database (read only).")] = DEFAULT_DB,
     format: Annotated[str, typer.Option("--format", help="markdown|csv|json")] = "markdown",
@@ -133,7 +146,7 @@ def summary(
     result = summarise(
         rows, bands,
         low_rank={name for name, spec in REGISTRY.items() if spec.low_rank},
-        fully_connected={name for name, spec in MODELS.items() if spec.fully_connected},
+        fully_connected=fully_connected_models(rows),
     )
     text = _render(result, format, cells)
     if output is None:

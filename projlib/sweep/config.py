@@ -14,6 +14,13 @@ reads (`unread_options`: a dense baseline's `groups`, `layers`, `constrain_*` an
 stored (`identity_config`). *What* data is run is in the identity: `prepare_sweep` sets
 each point's `data_fingerprint` from the files actually found, so moving the files keeps the
 results and different files never reuse them. Two sweeps that share a point share its row.
+
+Your own model and data (`package.module:factory`, `package.module:loader`, see
+`projlib.training.plugins`) are swept like the built-in ones: the import path is the name, and
+`prepare_sweep` adds the sha256 of the factory's module file (`model_source`) to the identity,
+so editing the model never reuses old results. A factory that cannot be imported, raises, or
+gives logits of the wrong shape, or a net the cost analyser cannot walk, fails the sweep's
+construction, before anything runs.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from typing import Any
 
 import torch
 
+from projlib.measure.structure import validate as check_walkable
 from projlib.projections import REGISTRY, constraint_names
 from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
 from projlib.training.datasets import DATASETS
 from projlib.training.models import MODELS, build_model
+from projlib.training.plugins import check_model, check_path, is_plugin, load_plugin_dataset
 from projlib.training.sparsity import select_layers
 
 __all__ = [
@@ -55,7 +64,7 @@ NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
 _AXES = frozenset({"dataset", "model", "procedure", "constraint", "radius", "seed", "epochs"})
 TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
     f.name for f in fields(TrainConfig)
-    if f.name not in _AXES | {"layer_sparsity", "device", "data_fingerprint"}
+    if f.name not in _AXES | {"layer_sparsity", "device", "data_fingerprint", "model_source"}
 )
 _TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
 _DEFAULT_EPOCHS: int = _TRAIN_DEFAULTS["epochs"]
@@ -89,12 +98,18 @@ def identity_config(config: TrainConfig) -> TrainConfig:
     return replace(config, **changes) if changes else config
 
 
+# Identity fields added after points were stored: left out while None, so every point that
+# does not use them keeps the id (and the stored results) it had before they existed.
+_OMITTED_WHEN_NONE: frozenset[str] = frozenset({"model_source"})
+
+
 def canonical_config(config: TrainConfig) -> dict[str, Any]:
     """The identity-relevant part of `config.to_dict()` (what the point hash covers): what
     can change the result, i.e. neither where the data is found (NON_IDENTITY_FIELDS) nor an
-    option the run never reads (`identity_config`)."""
+    option the run never reads (`identity_config`); fields added later are left out while
+    None (`_OMITTED_WHEN_NONE`)."""
     return {k: v for k, v in identity_config(config).to_dict().items()
-            if k not in NON_IDENTITY_FIELDS}
+            if k not in NON_IDENTITY_FIELDS and not (k in _OMITTED_WHEN_NONE and v is None)}
 
 
 def point_id(config: TrainConfig) -> str:
@@ -107,15 +122,19 @@ def point_id(config: TrainConfig) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _names(field: str, values: Any, valid: tuple[str, ...]) -> tuple[str, ...]:
+def _names(field: str, values: Any, valid: tuple[str, ...],
+           plugins_allowed: bool = False) -> tuple[str, ...]:
     if isinstance(values, str):
         values = (values,)
     if not isinstance(values, (tuple, list)) or not values:
         raise ValueError(f"{field} must be a non-empty list of names from: {', '.join(valid)}")
     out: list[str] = []
     for v in values:
-        if not isinstance(v, str) or v not in valid:
-            raise ValueError(f"{field}: unknown name {v!r}; valid: {', '.join(valid)}")
+        if plugins_allowed and is_plugin(v):
+            check_path(field, v)
+        elif not isinstance(v, str) or v not in valid:
+            more = " or package.module:attr" if plugins_allowed else ""
+            raise ValueError(f"{field}: unknown name {v!r}; valid: {', '.join(valid)}{more}")
         if v not in out:
             out.append(v)
     return tuple(out)
@@ -164,8 +183,8 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "datasets", _names("dataset", self.datasets, tuple(DATASETS)))
-        set_(self, "models", _names("model", self.models, tuple(MODELS)))
+        set_(self, "datasets", _names("dataset", self.datasets, tuple(DATASETS), True))
+        set_(self, "models", _names("model", self.models, tuple(MODELS), True))
         set_(self, "procedures", _names("procedure", self.procedures, PROCEDURE_NAMES))
         valid_constraints = tuple(constraint_names())
         sparse = [p for p in self.procedures if p != "dense"]
@@ -226,18 +245,33 @@ class SweepConfig:
         # fail now, once, not once per point (the dense baseline included).
 
         shared = dict(self.options)
+        patterns = shared.get("layers")
+        patterns = None if patterns is None else tuple(patterns)
+        first, last = (bool(shared.get(k, False)) for k in ("constrain_first", "constrain_last"))
+        sparse = any(p != "dense" for p in self.procedures)
         for d in self.datasets:
-            spec = DATASETS[d]
+            # a loader of your own is called here (once per process) to learn its shape
+            spec = load_plugin_dataset(d) if is_plugin(d) else DATASETS[d]
             for m in self.models:
-                try:
-                    model = build_model(m, spec.input_shape, spec.num_classes)
-                except (ValueError, TypeError, RuntimeError) as exc:
-                    raise ValueError(f"model {m!r} does not fit dataset {d!r}: {exc}") from exc
-                if shared.get("layers") is not None:
+                if is_plugin(m):
+                    model = _check_plugin_model(m, spec.input_shape, spec.num_classes, d)
+                else:
                     try:
-                        select_layers(model, tuple(shared["layers"]), False, False)
-                    except ValueError as exc:
-                        raise ValueError(f"layers: model {m!r}: {exc}") from exc
+                        model = build_model(m, spec.input_shape, spec.num_classes)
+                    except (ValueError, TypeError, RuntimeError) as exc:
+                        raise ValueError(
+                            f"model {m!r} does not fit dataset {d!r}: {exc}"
+                        ) from exc
+                try:
+                    chosen = select_layers(model, patterns, first, last)
+                except ValueError as exc:
+                    raise ValueError(f"layers: model {m!r}: {exc}") from exc
+                if sparse and not chosen:
+                    raise ValueError(
+                        f"model {m!r} has no weight to constrain by default (its only weights "
+                        "are the first and the last): set layers, constrain_first or "
+                        "constrain_last"
+                    )
 
     def points(self) -> list[TrainConfig]:
         """The sweep's TrainConfigs: per (dataset, model, seed) the dense baseline first, then
@@ -300,6 +334,24 @@ class SweepConfig:
 def sweep_id_of(point_ids: Iterable[str]) -> str:
     """sha256 hex of the sorted point ids."""
     return hashlib.sha256("\n".join(sorted(point_ids)).encode("ascii")).hexdigest()
+
+
+def _check_plugin_model(path: str, input_shape: tuple[int, int, int], num_classes: int,
+                        dataset: str) -> Any:
+    """The throwaway model of a `package.module:factory` after checking it on a dummy batch
+    of `dataset`'s shape and that the cost analysis and compaction can walk it."""
+    try:
+        model = check_model(path, input_shape, num_classes)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (dataset {dataset!r})") from None
+    try:
+        check_walkable(model, input_shape)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"model {path!r}: greenbench's cost analysis and compaction need an nn.Sequential "
+            f"of Flatten, Linear, Conv2d, ReLU, pooling, Dropout, BatchNorm: {exc}"
+        ) from None
+    return model
 
 
 def resolve_device(device: str, executor: str = "local", gpus_per_task: float = 0.0) -> str:

@@ -21,6 +21,7 @@ from projlib.sweep.config import SweepConfig, canonical_config, point_id, sweep_
 from projlib.sweep.runner import PointRunner, PointSettings, cached_dataset, run_point
 from projlib.sweep.store import ResultsStore, owner_token
 from projlib.training import TrainConfig
+from projlib.training.plugins import is_plugin, source_hash
 
 __all__ = [
     "SweepObserver",
@@ -80,6 +81,9 @@ def prepare_sweep(
     local process must see the data: a Ray driver as well as its workers). A worker that finds
     other data under the same name fails the point instead of storing results for it.
 
+    A `package.module:factory` model's points also carry the sha256 of its module file
+    (`TrainConfig.model_source`), read here.
+
     Returns (sweep_id, {point_id: TrainConfig}, number of points already done)."""
     shared = dict(sweep.options)
     prints = dict(fingerprints or {})
@@ -89,7 +93,10 @@ def prepare_sweep(
                 name, shared.get("data_dir"), bool(shared.get("download", False)),
                 bool(shared.get("verify_data", True)),
             ).fingerprint
-    points = [dataclasses.replace(c, data_fingerprint=prints[c.dataset]) for c in sweep.points()]
+    # A model of your own is identified by its module file too: an edit gives new points.
+    sources = {m: source_hash(m) for m in sweep.models if is_plugin(m)}
+    points = [dataclasses.replace(c, data_fingerprint=prints[c.dataset],
+                                  model_source=sources.get(c.model)) for c in sweep.points()]
     configs = {point_id(c): c for c in points}
     sweep_id = sweep_id_of(configs)
     store.register_sweep(

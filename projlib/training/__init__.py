@@ -20,6 +20,7 @@ from projlib.training.datasets import (
 )
 from projlib.training.models import MODELS, build_model
 from projlib.training.procedures import PROCEDURES, TrainResult, train
+from projlib.training.projector import Projector
 from projlib.training.sparsity import (
     LayerSparsity,
     apply_masks,
@@ -37,6 +38,7 @@ __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "LayerSparsity",
+    "Projector",
     "TrainConfig",
     "TrainResult",
     "apply_masks",

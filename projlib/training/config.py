@@ -15,6 +15,7 @@ from typing import Any
 from projlib.projections import REGISTRY, constraint_names
 from projlib.training.datasets import DATASETS
 from projlib.training.models import MODELS
+from projlib.training.plugins import check_path, is_plugin
 
 PROCEDURE_NAMES: tuple[str, ...] = ("dense", "projected", "lottery", "magnitude")
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
@@ -59,6 +60,16 @@ def _check_positive_float(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
 
 
+def _check_name_or_path(name: str, value: Any, choices: tuple[str, ...], attr: str) -> None:
+    # A built-in name, or `package.module:attr` (checked for syntax here, imported by `train`).
+    if is_plugin(value):
+        check_path(name, value)
+    elif not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(choices)} or package.module:{attr}; got {value!r}"
+        )
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
@@ -90,6 +101,12 @@ class TrainConfig:
     data_fingerprint: the `Dataset.fingerprint` of the data this run must train on (None: any
     data found under the dataset's name). Part of a sweep point's identity, so results computed
     on other data are never reused; `train` refuses a dataset whose fingerprint differs.
+    dataset / model: a built-in name, or your own `package.module:loader` /
+    `package.module:factory` (`projlib.training.plugins`).
+    model_source: for a `package.module:factory` model, the sha256 of the factory's module file
+    (`plugins.source_hash`) this run must train (None: whatever the file holds now). Part of a
+    sweep point's identity (only when set: built-in points keep their ids), so an edited model
+    never reuses old results; `train` refuses a module whose file has changed since.
     """
 
     dataset: str = "digits"
@@ -114,10 +131,11 @@ class TrainConfig:
     data_fingerprint: str | None = None
     verify_data: bool = True
     cuda_graph: bool = True
+    model_source: str | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, tuple(DATASETS))
-        _check_choice("model", self.model, tuple(MODELS))
+        _check_name_or_path("dataset", self.dataset, tuple(DATASETS), "loader")
+        _check_name_or_path("model", self.model, tuple(MODELS), "factory")
         _check_choice("procedure", self.procedure, PROCEDURE_NAMES)
         _check_choice("groups", self.groups, GROUP_NAMES)
         _check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
@@ -138,6 +156,12 @@ class TrainConfig:
         fp = self.data_fingerprint
         if fp is not None and (not isinstance(fp, str) or not fp):
             raise TypeError(f"data_fingerprint must be a non-empty str or None, got {fp!r}")
+        src = self.model_source
+        if src is not None and (not isinstance(src, str) or not src or not is_plugin(self.model)):
+            raise ValueError(
+                "model_source must be None or, for a package.module:factory model, the "
+                f"non-empty sha256 of its module file; got {src!r} for model {self.model!r}"
+            )
         if self.data_dir is not None:
             if not isinstance(self.data_dir, (str, Path)):
                 raise TypeError(

@@ -603,11 +603,19 @@ def load_dataset(
     Fashion-MNIST the Debian package's `/usr/share/datasets/fashion-mnist/`.
     With `verify` (default) every file must match the published checksums (module docstring);
     `verify=False` accepts custom variants (`Dataset.verified` then says whether they matched).
+    `name` may also be `package.module:loader`: `loader()` returns a `Dataset`, checked and
+    named `name` (`projlib.training.plugins`; `data_dir`, `download`, `verify` do not apply).
     Raises `DatasetNotFoundError` (lists where it looked), `DatasetChecksumError` (names the file
     and what it is instead) or `DatasetError` (names the bad file).
     """
+    from projlib.training import plugins  # noqa: PLC0415 - plugins imports this module
+
+    if plugins.is_plugin(name):
+        return plugins.load_plugin_dataset(name)
     if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
+        raise ValueError(
+            f"name must be one of {', '.join(DATASETS)} or package.module:loader; got {name!r}"
+        )
     if data_dir is not None and not isinstance(data_dir, (str, Path)):
         raise TypeError(f"data_dir must be a str or Path, got {type(data_dir).__name__}")
     root = Path(data_dir).expanduser() if data_dir is not None else None

@@ -101,11 +101,20 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Sequential:
-    """Build the named architecture with PyTorch's default init (seed the RNG before calling)."""
-    if not isinstance(name, str) or name not in MODELS:
-        raise ValueError(f"name must be one of {', '.join(MODELS)}; got {name!r}")
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Build the named architecture with PyTorch's default init (seed the RNG before calling).
+
+    `name`: a built-in name (an `nn.Sequential`), or `package.module:factory`, whose
+    `factory(input_shape, num_classes)` returns any `nn.Module` (`projlib.training.plugins`)."""
+    from projlib.training import plugins  # noqa: PLC0415 - plugins imports datasets, not models
+
+    if not plugins.is_plugin(name) and (not isinstance(name, str) or name not in MODELS):
+        raise ValueError(
+            f"name must be one of {', '.join(MODELS)} or package.module:factory; got {name!r}"
+        )
     shape = _check_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    if plugins.is_plugin(name):
+        return plugins.build_plugin_model(name, shape, num_classes)
     return MODELS[name].builder(shape, num_classes)

@@ -23,16 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from projlib.projections import REGISTRY
 from projlib.training.config import TrainConfig
 from projlib.training.datasets import Dataset, DatasetError, load_dataset
 from projlib.training.models import build_model
+from projlib.training.plugins import PluginError, source_hash
+from projlib.training.projector import Projector
 from projlib.training.sparsity import (
     LayerSparsity,
     apply_masks,
     layer_sparsity,
     magnitude_masks,
-    nonzero_masks,
     select_layers,
 )
 
@@ -116,21 +116,21 @@ class _Runner:
         self.accuracies: list[float] = []
         self.phases: list[str] = []
         self.epoch_times: list[float] = []
-        self._project: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._projector: Projector | None = None
         # How the training steps ran: "eager", "cuda-graph", or "eager (... failed: why)".
         self.step_mode = "eager"
 
-    def project(self, names: list[str]) -> None:
-        # Called after every optimizer step: the operator and its arguments are resolved once.
-        if self._project is None:
-            spec = REGISTRY[self.cfg.constraint]
-            # `groups` is only meaningful (and only accepted) where the spec lists it.
-            kwargs = {"groups": self.cfg.groups} if self.cfg.groups in spec.groups else {}
-            self._project = functools.partial(spec.fn, radius=self.cfg.radius, **kwargs)
-        with torch.no_grad():
-            for n in names:
-                p = self.params[n]
-                p.copy_(self._project(p.detach()))
+    @property
+    def projector(self) -> Projector:
+        """The config's constraint on its layers (the public `Projector`, built once): attached
+        to a phase's optimizer it projects after every step; `.project()` projects now."""
+        if self._projector is None:
+            cfg = self.cfg
+            self._projector = Projector(
+                self.model, cfg.constraint, cfg.radius, layers=cfg.layers, groups=cfg.groups,
+                constrain_first=cfg.constrain_first, constrain_last=cfg.constrain_last,
+            )
+        return self._projector
 
     def rewind(self) -> None:
         self.model.load_state_dict(self.initial_state)
@@ -148,10 +148,13 @@ class _Runner:
         self,
         phase: str,
         epochs: int,
-        project_names: list[str] | None = None,
+        projected: bool = False,
         masks: dict[str, torch.Tensor] | None = None,
     ) -> None:
         """`epochs` epochs of minibatch training; optional projection or fixed masks per step.
+
+        `projected`: `self.projector` is attached to the phase's optimizer, so every
+        `opt.step()` is followed by the projection (the splitting step of METHOD.md §3.2).
 
         On CUDA (unless ``cuda_graph`` is off) the full-size steps replay one captured CUDA
         graph (see `_capture`); the short last batch of an epoch, and every step elsewhere,
@@ -168,8 +171,10 @@ class _Runner:
             )
         else:
             opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=SGD_MOMENTUM)
+        if projected:
+            self.projector.attach(opt)  # also inside a captured graph: it runs in opt.step()
         dev_masks = {n: m.to(self.device) for n, m in (masks or {}).items()}
-        step = functools.partial(self._step, opt, project_names or [], dev_masks)
+        step = functools.partial(self._step, opt, dev_masks)
         n, batch = self.train_x.shape[0], cfg.batch_size
         loss_sum = torch.zeros((), device=self.device)
         self.model.train()
@@ -198,19 +203,18 @@ class _Runner:
                     "phase": phase, "epoch": epoch, "epochs": epochs,
                     "train_loss": self.losses[-1], "test_accuracy": self.accuracies[-1],
                 })
+        if projected:
+            self.projector.remove()
 
-    def _step(self, opt: torch.optim.Optimizer, project_names: list[str],
-              dev_masks: dict[str, torch.Tensor], idx: torch.Tensor,
-              loss_sum: torch.Tensor) -> None:
+    def _step(self, opt: torch.optim.Optimizer, dev_masks: dict[str, torch.Tensor],
+              idx: torch.Tensor, loss_sum: torch.Tensor) -> None:
         """One training step on the examples `idx` (gradients must be None or zero). Nothing
         in it reads a value back to the host, so it can be captured in a CUDA graph."""
         loss = F.cross_entropy(self.model(self.train_x[idx]), self.train_y[idx])
         loss.backward()
         for name, m in dev_masks.items():
             self.params[name].grad.mul_(m)  # masked weights get no gradient ...
-        opt.step()
-        if project_names:
-            self.project(project_names)  # splitting: gradient step, then projection
+        opt.step()  # in a projected phase the Projector hook projects here (splitting step)
         if dev_masks:
             # ... and stay exactly 0 whatever the optimizer's state does.
             apply_masks(self.model, dev_masks)
@@ -283,17 +287,15 @@ def _dense(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None
 
 
 def _projected(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
-    _require_layers(constrained)
-    r.run_phase("train", r.cfg.epochs, project_names=constrained)
+    r.run_phase("train", r.cfg.epochs, projected=True)
     return None
 
 
 def _lottery(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | None:
-    _require_layers(constrained)
-    r.run_phase("phase1", r.cfg.epochs, project_names=constrained)
+    r.run_phase("phase1", r.cfg.epochs, projected=True)
     # a no-op after projected training (which ends feasible); kept per docs/METHOD.md §3.3
-    r.project(constrained)
-    masks = nonzero_masks(r.model, constrained)
+    r.projector.project()
+    masks = r.projector.masks()
     r.rewind()
     apply_masks(r.model, masks)
     r.run_phase("retrain", r.cfg.resolved_retrain_epochs, masks=masks)
@@ -306,8 +308,7 @@ def _magnitude(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | 
         target = dict(cfg.layer_sparsity)
         magnitude_masks(r.model, target)  # validates the names before spending any epoch
     else:
-        _require_layers(constrained)
-        r.run_phase("match", cfg.epochs, project_names=constrained)
+        r.run_phase("match", cfg.epochs, projected=True)
         target = {s.name: s.fraction_zero for s in layer_sparsity(r.model, constrained)
                   if s.constrained}
         r.rewind()
@@ -317,13 +318,6 @@ def _magnitude(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | 
     apply_masks(r.model, masks)
     r.run_phase("retrain", cfg.resolved_retrain_epochs, masks=masks)
     return masks
-
-
-def _require_layers(constrained: list[str]) -> None:
-    if not constrained:
-        raise ValueError(
-            "layers selects no weight to constrain (set layers, constrain_first or constrain_last)"
-        )
 
 
 PROCEDURES: dict[str, Callable[[_Runner, list[str]], dict[str, torch.Tensor] | None]] = {
@@ -357,6 +351,12 @@ def train(
             f"{config.dataset}: the data at {dataset.source} (fingerprint "
             f"{dataset.fingerprint[:12]}) is not the data this run was registered with "
             f"({config.data_fingerprint[:12]})"
+        )
+    current = None if config.model_source is None else source_hash(config.model)
+    if current != config.model_source:
+        raise PluginError(
+            f"model {config.model!r}: its module file changed since this run was registered "
+            f"(sha256 {current[:12]}, registered {config.model_source[:12]})"
         )
     device = _resolve_device(config.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
