@@ -155,8 +155,10 @@ def test_summary_csv_and_json_columns_are_those_the_summary_writes(tmp_path: Pat
 
 
 def _legacy_point_id(config: TrainConfig) -> str:
-    # The hash before the identity rule: every field but NON_IDENTITY_FIELDS.
-    cfg = {k: v for k, v in config.to_dict().items() if k not in NON_IDENTITY_FIELDS}
+    # The hash before the identity rule: every field but NON_IDENTITY_FIELDS (and
+    # model_source, which did not exist then and is left out while None).
+    cfg = {k: v for k, v in config.to_dict().items()
+           if k not in NON_IDENTITY_FIELDS and not (k == "model_source" and v is None)}
     payload = json.dumps({"v": "greenbench-point-v1", "config": cfg}, sort_keys=True,
                          separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
