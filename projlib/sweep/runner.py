@@ -135,9 +135,10 @@ def _warm_up(config: TrainConfig, dataset: Dataset, meter: Any) -> tuple[float, 
     # would be a model, not a measurement, and costs a tracker task per point.
     if not meter.can_measure():
         return warm_up(config, dataset), None
-    with meter.window() as win:
-        seconds = warm_up(config, dataset)
-    return seconds, win.result.energy_j
+    # A one-off cost cannot be repeated to widen its window (a second warm-up is warm), but a
+    # reading shorter than a counter's update period is still not stored: None, not noise.
+    seconds, energy = meter.measure_runs(lambda: warm_up(config, dataset), max_runs=1)
+    return seconds, energy.energy_j
 
 
 def inference_metrics(result: TrainResult, meter: Any, costs: dict[str, Any]
