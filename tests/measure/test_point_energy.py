@@ -39,11 +39,13 @@ def test_energy_above_idle_on_a_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Non
     m = runner.run_point(_CFG, meter=meter,
                          settings=PointSettings(threads=1, idle_duration_s=0.3))
     energy = json.loads(m["energy_json"])
-    # One 2-epoch digits run is far shorter than the 1 s (ten 0.1 s counter periods) the fake
-    # card's counter can be read over: the window repeats the training, energy is per run.
+    # A 2-epoch digits run is usually shorter than the 1 s (ten 0.1 s counter periods) the fake
+    # card's counter is read over: the window repeats the training until it reaches 1 s and
+    # the energy is per run (one run where a loaded machine made the first one long enough).
     window_s, runs = energy["duration_s"], m["energy_runs"]
     assert window_s >= meter.readable_window_s() == pytest.approx(1.0)
-    assert runs == energy["runs"] > 1 and f"{runs} runs in one window" in energy["window_note"]
+    assert runs == energy["runs"] >= 1
+    assert (f"{runs} runs in one window" in energy["window_note"]) == (runs > 1)
     assert m["idle_power_w"] == pytest.approx(40.0, rel=0.05)
     assert m["energy_j"] == pytest.approx(100.0 * window_s / runs, rel=0.1)
     assert m["energy_above_idle_j"] == pytest.approx(60.0 * window_s / runs, rel=0.15)
