@@ -216,19 +216,24 @@ class EnergyMeter:
         if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
             raise ValueError(f"max_runs must be an int >= 1 (got {max_runs!r})")
         target_s = self.readable_window_s()
-        values: list[T] = []
+        first: list[T] = []  # only the first run's value is kept (a repeat's may be large)
+        runs = 0
         self._begin()
         t0 = time.perf_counter()
         try:
             while True:
-                values.append(work())
+                value = work()
+                runs += 1
+                if runs == 1:
+                    first.append(value)
+                del value
                 elapsed = time.perf_counter() - t0
-                if elapsed >= target_s or len(values) >= max_runs or elapsed >= max_time_s:
+                if elapsed >= target_s or runs >= max_runs or elapsed >= max_time_s:
                     break
         finally:
             # measured even when the work raised: the energy was spent all the same
-            result = self._end(runs=max(1, len(values)), target_s=target_s)
-        return values[0], result
+            result = self._end(runs=max(1, runs), target_s=target_s)
+        return first[0], result
 
     # -- idle baseline ------------------------------------------------------------------------
     def measure_idle(self, duration_s: float = 2.0) -> IdleBaseline:
