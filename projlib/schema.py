@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "BOOKKEEPING", "COLUMNS", "CONFIG", "DETAIL", "ENERGY_METHODS", "GROUPS", "IDENTITY",
-    "KINDS", "METRIC", "NO_UNIT", "PROVENANCE", "REPORT_TABLE", "RUNS_TABLE", "SCHEMA_VERSION",
+    "KINDS", "METRIC", "NOISE_FRACTION", "NO_UNIT", "PROVENANCE", "REPORT_TABLE", "RUNS_TABLE",
+    "SCHEMA_VERSION",
     "STATUSES", "Column", "axis_title", "column", "column_names", "config_columns",
     "cost_columns", "label", "metric_columns", "names", "sql_columns", "summary_metrics",
     "validate",
@@ -29,8 +30,13 @@ __all__ = [
 
 #: `PRAGMA user_version` of a results db. 1: the first, unversioned layout; 2: application_id,
 #: data fingerprint in the point identity, warm-up / idle / inference / thread columns;
-#: 3: train_step (how the training steps were launched).
-SCHEMA_VERSION = 3
+#: 3: train_step (how the training steps were launched); 4: the spread of every timed figure
+#: (per-epoch median / IQR / count, the noise flag, inference repeats and IQR, energy repeats).
+SCHEMA_VERSION = 4
+
+#: A timed figure is flagged noisy when its interquartile range exceeds this fraction of its
+#: median (`epoch_time_noisy`; `projlib.measure.spread`): its centre then says little.
+NOISE_FRACTION = 0.20
 
 #: Values of the `status` column, in lifecycle order.
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
@@ -93,6 +99,28 @@ class Column:
 
 _NONE_ENERGY = "None: no device was measured (a model-based estimate is never stored here)"
 _NONE_INFER = "None: inference not measured (greenbench run --measure-inference)"
+
+
+def _inference_spread(prefix: str, model: str) -> tuple[Column, ...]:
+    """Schema 4: the repeats and IQR behind one model's inference latency and throughput."""
+    label = "" if prefix == "infer" else ", compacted"
+    return (
+        Column(f"{prefix}_latency_b1_iqr_s", "REAL", "real", "s",
+               f"inference latency b1 IQR{label} (s)", None, METRIC, 4,
+               f"interquartile range of the timed batch-1 latencies, {model}; {_NONE_INFER} "
+               "or fewer than 3 repeats"),
+        Column(f"{prefix}_latency_b1_repeats", "INTEGER", "int", "count",
+               f"inference latency repeats{label}", None, DETAIL, 4,
+               f"timed batch-1 passes behind {prefix}_latency_b1_s"),
+        Column(f"{prefix}_throughput_iqr_per_s", "REAL", "real", "1/s",
+               f"inference throughput IQR{label} (/s)", None, METRIC, 4,
+               f"interquartile range of the per-pass throughputs, {model}; {_NONE_INFER} "
+               "or fewer than 3 repeats"),
+        Column(f"{prefix}_throughput_repeats", "INTEGER", "int", "count",
+               f"inference throughput repeats{label}", None, DETAIL, 4,
+               f"timed large-batch passes behind {prefix}_throughput_per_s"),
+    )
+
 
 COLUMNS: tuple[Column, ...] = (
     Column("point_id", "TEXT PRIMARY KEY", "text", NO_UNIT, "point id", None, IDENTITY, 1,
@@ -235,6 +263,30 @@ COLUMNS: tuple[Column, ...] = (
            DETAIL, 2, "energy method of the inference measurement, or unavailable"),
     Column("inference_json", "TEXT", "json", NO_UNIT, "inference detail", None, DETAIL, 2,
            "the dense vs compacted inference comparison as JSON"),
+    # Schema 4: the spread of every timed figure (issue 25). Epoch times are the training
+    # steps of each epoch, evaluation excluded (`TrainResult.epoch_time_s`).
+    Column("epoch_time_median_s", "REAL", "real", "s", "epoch time, median (s)", True, METRIC,
+           4, "median seconds of training steps per epoch over the epochs of the point's first "
+           "phase (train: dense, projected; phase1: lottery; match, else phase1: magnitude), "
+           "evaluation excluded; other phases in epoch_time_json; None: not recorded",
+           axis_label="training time per epoch, median over epochs (s)"),
+    Column("epoch_time_iqr_s", "REAL", "real", "s", "epoch time IQR (s)", None, METRIC, 4,
+           "interquartile range of those epoch times; None: fewer than 3 epochs (no spread) "
+           "or not recorded"),
+    Column("epochs_timed", "INTEGER", "int", "epochs", "epochs timed", None, DETAIL, 4,
+           "how many epochs epoch_time_median_s and epoch_time_iqr_s are over"),
+    Column("epoch_time_noisy", "INTEGER", "int", "flag", "noisy timing", None, DETAIL, 4,
+           "1 when the epoch-time IQR of any phase exceeds NOISE_FRACTION (20 %) of its "
+           "median (the point's time figures are mostly noise), else 0; None: no phase has "
+           "3 epochs"),
+    Column("epoch_time_json", "TEXT", "json", NO_UNIT, "epoch times", None, DETAIL, 4,
+           "per phase {n, median, q1, q3, iqr, noisy} and every epoch's seconds, as JSON"),
+    Column("energy_runs", "INTEGER", "int", "runs", "training runs in the energy window", None,
+           DETAIL, 4, "training runs inside the energy window, energy_j being per run: more "
+           "than 1 where one run was too short for a backend to read (READABLE_PERIODS update "
+           "periods); None: no backend measures energy"),
+    *_inference_spread("infer", "trained model"),
+    *_inference_spread("compact", "compacted model"),
     # The store's own bookkeeping: always last (new columns go above).
     Column("claimed_by", "TEXT", "text", NO_UNIT, "claimed by", None, BOOKKEEPING, 1,
            "'host:pid' of the runner that last claimed the point"),
@@ -252,7 +304,8 @@ RUNS_TABLE: tuple[str, ...] = (
 REPORT_TABLE: tuple[str, ...] = (
     "test_accuracy", "fraction_nonzero", "removed_input_fraction", "maccs_structured",
     "maccs_dense", "bytes_structured", "bytes_csr", "energy_j", "energy_above_idle_j",
-    "carbon_g", "wall_time_s", "warmup_time_s", "threads", "compact_latency_b1_s",
+    "carbon_g", "wall_time_s", "epoch_time_median_s", "epoch_time_iqr_s", "warmup_time_s",
+    "threads", "compact_latency_b1_s",
     "compact_energy_per_1000_j", "speedup_predicted_maccs", "speedup_realised_latency",
 )
 

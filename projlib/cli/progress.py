@@ -99,7 +99,10 @@ class RichSweepObserver(SweepObserver):
                 f"nonzero {_fmt(info.get('fraction_nonzero'), '.3f')}  "
                 f"MACCs {_fmt(info.get('maccs_structured'), ',')}  "
                 f"energy {_fmt(energy, '.2f')}{' J' if energy is not None else ''}  "
-                f"{_fmt(info.get('wall_time_s'), '.1f')} s"
+                f"{_fmt(info.get('wall_time_s'), '.1f')} s  "
+                f"epoch {_fmt(info.get('epoch_time_median_s'), '.4f')} s "
+                f"(IQR {_fmt(info.get('epoch_time_iqr_s'), '.4f')})"
+                f"{'  noisy timing' if info.get('epoch_time_noisy') else ''}"
             )
         elif status == "failed":
             tail = str(info.get("error", "")).splitlines()[0][:200]

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from projlib.measure.meter import EnergyMeter
+from projlib.measure.spread import spread_of
 
 __all__ = ["InferenceResult", "inference_comparison", "measure_inference"]
 
@@ -56,10 +57,11 @@ class InferenceResult:
 
     ``repetitions`` is the number of ``large_batch`` forward passes inside the energy window (0 when
     no window was run); ``latency_repeats`` / ``throughput_repeats`` the timed passes behind the
-    two medians. ``energy_window_s`` is the energy window's length and ``min_window_s`` the length
-    it had to reach (both ``None`` without a window). ``energy_method`` is the meter's method
-    summary (e.g. ``"gpu0:counter"``) or ``"unavailable"``; ``note`` says why an energy figure is
-    missing or qualified.
+    two medians, ``latency_iqr_s`` / ``throughput_iqr_per_s`` their spread. ``energy_window_s``
+    is the energy window's length and ``min_window_s`` the length it had to reach (both ``None``
+    without a window). ``energy_method`` is the meter's method summary (e.g.
+    ``"gpu0:counter"``) or ``"unavailable"``; ``note`` says why an energy figure is missing or
+    qualified.
     """
 
     latency_b1_s: float
@@ -76,6 +78,10 @@ class InferenceResult:
     throughput_repeats: int = 0
     energy_window_s: float | None = None
     min_window_s: float | None = None
+    #: Interquartile ranges of the timed repeats behind the two medians (None with fewer than
+    #: 3 repeats): latency in seconds, throughput in samples/s (large_batch / per-pass time).
+    latency_iqr_s: float | None = None
+    throughput_iqr_per_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -197,9 +203,14 @@ def measure_inference(model: nn.Module, input_shape: tuple[int, int, int],
     finally:
         net.train(was_training)
     per_1000, above_1000, method, note, reps, window_s, target_s = energy
+    lat_spread, batch_spread = spread_of(lat), spread_of(per_batch)
+    throughput_iqr = None  # the slowest quartile pass gives the lowest throughput
+    if batch_spread.q1 and batch_spread.q3:
+        throughput_iqr = large_batch / batch_spread.q1 - large_batch / batch_spread.q3
     return InferenceResult(
         latency_b1_s=statistics.median(lat),
         throughput_per_s=large_batch / statistics.median(per_batch),
+        latency_iqr_s=lat_spread.iqr, throughput_iqr_per_s=throughput_iqr,
         large_batch=large_batch, energy_per_1000_j=per_1000,
         energy_above_idle_per_1000_j=above_1000, energy_method=method, note=note,
         repetitions=reps, device=str(dev), input_shape=shape, latency_repeats=len(lat),

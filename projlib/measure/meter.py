@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import TypeVar
 
 from projlib.measure.backend import EnergyBackend
 from projlib.measure.carbon import JOULES_PER_KWH, CarbonBackend
@@ -55,6 +56,12 @@ _FACTORIES: dict[str, Callable[[MeterConfig], EnergyBackend]] = {
 }
 BACKEND_NAMES = tuple(_FACTORIES)
 DISABLED = "disabled in MeterConfig.backends"
+#: A window read by :meth:`EnergyMeter.measure_runs` spans at least this many update periods of
+#: its slowest live backend (:meth:`EnergyMeter.min_window_s`): a counter read at both edges is
+#: off by up to one update's energy, so ten periods bound that to about 10 % (NVML counter,
+#: ~100 ms updates: 1 s; RAPL, ~1 ms: 10 ms; NVML power sampling at 20 Hz: 5 s).
+READABLE_PERIODS = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,46 @@ class EnergyMeter:
     def window(self) -> Window:
         return Window(self)
 
+    def readable_window_s(self) -> float:
+        """Shortest window :meth:`measure_runs` reads: ``READABLE_PERIODS`` x
+        :meth:`min_window_s` (0.0 when nothing can measure)."""
+        return READABLE_PERIODS * self.min_window_s()
+
+    def measure_runs(self, work: Callable[[], T], *, max_runs: int = 100,
+                     max_time_s: float = 60.0) -> tuple[T, EnergyResult]:
+        """Run ``work`` inside one window, repeated until the window is readable; returns the
+        first run's value and the energy **per run**.
+
+        Where nothing measures, ``work`` runs once (no repeat is worth its time for an
+        estimate). Where one run is shorter than :meth:`readable_window_s`, ``work`` runs again
+        in the same window until the window reaches it, ``max_runs`` runs or ``max_time_s``
+        seconds; every energy and carbon figure of the result is then the window's divided by
+        ``result.runs``, and ``result.window_note`` says why. A measured device whose window
+        is still shorter than its backend's update period (``short_window``) is not stored
+        as a figure below resolution: its energy becomes ``None`` with a note.
+        """
+        if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
+            raise ValueError(f"max_runs must be an int >= 1 (got {max_runs!r})")
+        target_s = self.readable_window_s()
+        first: list[T] = []  # only the first run's value is kept (a repeat's may be large)
+        runs = 0
+        self._begin()
+        t0 = time.perf_counter()
+        try:
+            while True:
+                value = work()
+                runs += 1
+                if runs == 1:
+                    first.append(value)
+                del value
+                elapsed = time.perf_counter() - t0
+                if elapsed >= target_s or runs >= max_runs or elapsed >= max_time_s:
+                    break
+        finally:
+            # measured even when the work raised: the energy was spent all the same
+            result = self._end(runs=max(1, runs), target_s=target_s)
+        return first[0], result
+
     # -- idle baseline ------------------------------------------------------------------------
     def measure_idle(self, duration_s: float = 2.0) -> IdleBaseline:
         """Read every device's idle power over ``duration_s`` seconds of sleep; keep and return it.
@@ -239,7 +286,7 @@ class EnergyMeter:
             self.measure_idle(self.config.idle_baseline_s)
         self._t0 = _begin_all(backends)
 
-    def _end(self) -> EnergyResult:
+    def _end(self, runs: int = 1, target_s: float | None = None) -> EnergyResult:
         if self._t0 is None:
             raise RuntimeError("no window of this EnergyMeter is open")
         window_s = time.perf_counter() - self._t0
@@ -248,7 +295,25 @@ class EnergyMeter:
         devices = [d for r in readings for d in r]
         if self.idle_baseline is not None:
             devices = [self._with_idle(d) for d in devices]
-        return self._assemble(window_s, devices, readings)
+        if target_s is None:  # a plain window: as the backends read it
+            return self._assemble(window_s, devices, readings)
+        devices = [_per_run(d, runs) for d in devices]
+        notes = []
+        if runs > 1:
+            notes.append(f"one run was shorter than the {target_s:.3g} s the backends read "
+                         f"({READABLE_PERIODS} update periods): {runs} runs in one window, "
+                         "figures per run")
+        if target_s > 0 and window_s < target_s:
+            notes.append(f"window {window_s:.3g} s still short of {target_s:.3g} s "
+                         "(max_runs or max_time_s reached)")
+        dropped = [d.name for d in devices if d.note.startswith(_BELOW_RESOLUTION)]
+        if dropped:
+            notes.append(f"not stored, below resolution: {', '.join(dropped)}")
+        result = self._assemble(window_s, devices, readings)
+        carbon_g = result.carbon_g
+        if result.energy_j is None and carbon_g is not None:
+            carbon_g /= runs  # CodeCarbon's estimate covers the whole window
+        return replace(result, runs=runs, carbon_g=carbon_g, window_note="; ".join(notes))
 
     def _assemble(self, window_s: float, devices: list[DeviceEnergy],
                   readings: list[BackendReading]) -> EnergyResult:
@@ -368,6 +433,22 @@ def _begin_all(backends: list[EnergyBackend]) -> float:
 def _end_all(backends: list[EnergyBackend], window_s: float) -> list[BackendReading]:
     """End ``backends`` first to last; one reading each, in order."""
     return [b.end(window_s) for b in backends]
+
+
+_BELOW_RESOLUTION = "below resolution"
+
+
+def _per_run(d: DeviceEnergy, runs: int) -> DeviceEnergy:
+    """``d`` with its energies per run; a measured figure read over a window shorter than its
+    backend's update period becomes ``None`` (a reading below resolution is not a figure)."""
+    if d.energy_j is None or d.method == "unavailable":
+        return d
+    if d.short_window and d.method in MEASURED_METHODS:
+        note = (f"{_BELOW_RESOLUTION}: window {d.window_s:.3g} s shorter than the device's "
+                f"update period, reading of {d.energy_j:.3g} J not stored")
+        return replace(d, energy_j=None, energy_above_idle_j=None, note=note)
+    above = None if d.energy_above_idle_j is None else d.energy_above_idle_j / runs
+    return replace(d, energy_j=d.energy_j / runs, energy_above_idle_j=above)
 
 
 def _idle_of(d: DeviceEnergy, window_s: float) -> DeviceIdle:

@@ -160,6 +160,12 @@ class EnergyResult:
     energy_above_idle_j: float | None = None
     idle_power_w: float | None = None
     idle_note: str = "no idle baseline (EnergyMeter.measure_idle was not run)"
+    #: Runs of the work inside the window (`EnergyMeter.measure_runs`): every energy and carbon
+    #: figure above, per device and summed, is per run (the window's total / runs);
+    #: ``duration_s`` and each device's ``window_s`` stay the whole window's.
+    runs: int = 1
+    #: Why the window was widened or a device's figure dropped ("" when neither).
+    window_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

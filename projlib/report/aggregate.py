@@ -126,6 +126,13 @@ class AggregatePoint:
         radius = "?" if self.radius is None else f"{self.radius:g}"
         return f"{self.constraint} r={radius} ({self.procedure})"
 
+    def timing_noise(self) -> tuple[int, int]:
+        """(seeds whose epoch times were flagged noisy, seeds whose noise could be judged):
+        the `epoch_time_noisy` column of the rows (None: not judged, left out)."""
+        flags = [to_number(r.get("epoch_time_noisy")) for r in self.rows]
+        judged = [f for f in flags if f is not None]
+        return sum(1 for f in judged if f), len(judged)
+
     def representative_row(self) -> Mapping[str, Any]:
         """The lowest-seed row that has per-layer data (else the lowest seed): used for
         per-layer pictures, which cannot be averaged column-by-column across seeds."""

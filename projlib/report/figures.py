@@ -34,6 +34,7 @@ __all__ = [
     "best_points",
     "constraint_colours",
     "constraint_label",
+    "timing_line",
 ]
 
 # Constraint labels and colours come from the provenance dict (``provenance["constraints"]``,
@@ -73,6 +74,7 @@ def _axis(metric: str, slug: str) -> CostAxis:
 COST_AXES: tuple[CostAxis, ...] = (
     _axis("maccs_structured", "maccs"),
     _axis("bytes_structured", "memory"),
+    _axis("epoch_time_median_s", "time"),
     _axis("energy_above_idle_j", "energy"),
     _axis("carbon_g", "carbon"),
     _axis("compact_energy_per_1000_j", "inference"),
@@ -176,12 +178,56 @@ def hover_text(point: AggregatePoint, cost: CostAxis | None = None) -> str:
     if cost is not None:
         value = _fmt(point.mean(cost.metric), point.std(cost.metric))
         lines.append(f"{escape(cost.title)}: {value}")
+        if cost.metric in _TIMED:
+            lines.append(timing_line(point))
     lines += [
         f"fraction nonzero: {_fmt(point.mean('fraction_nonzero'), point.std('fraction_nonzero'))}",
         f"removed inputs: {_fmt(point.mean('removed_input_fraction'))}",
         f"seeds: {len(point.seeds)} ({seeds})",
     ]
     return "<br>".join(lines)
+
+
+# The fronts whose cost is a measured time or energy: their hover says how noisy the point's
+# timing was and a noisy point is outlined (issue 25: noise said, not hidden).
+_TIMED = ("epoch_time_median_s", "energy_j", "energy_above_idle_j")
+_NOISY_OUTLINE = "#d62728"
+
+
+def timing_line(point: AggregatePoint) -> str:
+    """The point's epoch-time median and spread, and its noise flag, for a hover label."""
+    median, iqr = point.mean("epoch_time_median_s"), point.mean("epoch_time_iqr_s")
+    if median is None:
+        return "epoch time: not recorded"
+    spread = "no spread (under 3 epochs)" if iqr is None else f"IQR {iqr:.2g} s"
+    noisy, judged = point.timing_noise()
+    text = f"epoch time: median {median:.4g} s, {spread}"
+    if noisy:
+        text += (f"<br><b>noisy timing</b> in {noisy} of {judged} seeds (epoch-time IQR > "
+                 f"{schema.NOISE_FRACTION:.0%} of the median)")
+    return text
+
+
+def _noise_outline(points: Sequence[AggregatePoint], timed: bool) -> dict[str, Any]:
+    noisy = [timed and p.timing_noise()[0] > 0 for p in points]
+    if not any(noisy):
+        return dict(width=1, color="white")
+    return dict(color=[_NOISY_OUTLINE if n else "white" for n in noisy],
+                width=[3 if n else 1 for n in noisy])
+
+
+def _within_point_trace(usable: Sequence[AggregatePoint]) -> go.Scatter:
+    """Bars of the within-point spread of the epoch time (± half the IQR over epochs, mean
+    over seeds), drawn over the seed error bars; markers hidden, no hover of its own."""
+    return go.Scatter(
+        x=[p.mean("epoch_time_median_s") for p in usable],
+        y=[p.mean("test_accuracy") for p in usable],
+        error_x=_errors([None if p.mean("epoch_time_iqr_s") is None
+                         else p.mean("epoch_time_iqr_s") / 2 for p in usable])
+        | dict(color="#999999", thickness=5, width=0),
+        mode="markers", marker=dict(size=1, opacity=0), hoverinfo="skip",
+        name="within-point spread (± IQR / 2 over epochs)",
+    )
 
 
 def _use_log(values: Sequence[float]) -> bool:
@@ -227,11 +273,13 @@ def pareto_figure(
                 color=_DENSE_COLOUR if dense else colours.get(constraint, "#7f7f7f"),
                 symbol=symbols.get(procedure, "circle"),
                 size=16 if dense else 10,
-                line=dict(width=1, color="white"),
+                line=_noise_outline(members, cost.metric in _TIMED),
             ),
             hovertext=[hover_text(p, cost) for p in members],
             hoverinfo="text",
         ))
+    if cost.metric == "epoch_time_median_s":
+        fig.add_trace(_within_point_trace(usable))
     front = pareto_front([p.mean(cost.metric) for p in usable],
                          [p.mean("test_accuracy") for p in usable])
     fig.add_trace(go.Scatter(
@@ -253,7 +301,23 @@ def pareto_figure(
     )
     caption = (f"{len(front)} of {len(usable)} points are non-dominated (means over seeds; "
                "error bars: sample std over seeds, absent for a single seed).")
+    if cost.metric in _TIMED:
+        caption += " " + _timing_caption(cost, usable)
     return FigureSpec(fig_id, title, fig, caption=caption)
+
+
+def _timing_caption(cost: CostAxis, usable: Sequence[AggregatePoint]) -> str:
+    noisy = sum(1 for p in usable if p.timing_noise()[0])
+    flagged = (f"Outlined in red: noisy timing (epoch-time IQR > "
+               f"{schema.NOISE_FRACTION:.0%} of the median in a seed), {noisy} of "
+               f"{len(usable)} points.")
+    if cost.metric == "epoch_time_median_s":
+        return ("Time: each seed's median training-step time per epoch (evaluation excluded; "
+                "first phase), averaged over seeds; grey bars: within-point spread, ± half "
+                "the IQR over epochs. " + flagged)
+    return ("Energy is one window per point (training repeated in it where one run is too "
+            "short for the counter), so it has no within-point spread; the point's epoch-time "
+            "spread is in its hover. " + flagged)
 
 
 def speedup_figure(points: Sequence[AggregatePoint], fig_id: str, title: str,

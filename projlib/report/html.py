@@ -97,6 +97,9 @@ def _why_missing(cost: CostAxis, rows: Sequence[Mapping[str, Any]],
         if summary.points_with_energy == 0:
             return f"no energy was measured, so there is no carbon estimate (method: {methods})"
         return f"carbon estimate unavailable (method: {methods})"
+    if cost.metric == "epoch_time_median_s":
+        return ("no finished point recorded its epoch times (rows written before schema 4: "
+                "run the sweep again to time them)")
     if cost.slug == "inference":
         return ("no finished point measured its inference (greenbench run "
                 "--measure-inference)")

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import ttest_1samp
 
+from projlib.schema import NOISE_FRACTION
+
 __all__ = [
     "BANDS_POINTS",
     "BandEntry",
@@ -118,6 +120,12 @@ class Cell:
     nbytes: tuple[float, float | None] | None
     nonzero: tuple[float, float | None] | None
     low_rank: bool = False
+    # Seconds per epoch: the mean over seeds of each seed's median epoch time and its std over
+    # seeds, the mean within-point IQR over epochs, and (noisy seeds, judged seeds); None /
+    # (0, 0) where no seed recorded epoch times.
+    epoch_time: tuple[float, float | None] | None = None
+    epoch_iqr: float | None = None
+    noisy: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,11 @@ def summarise(rows: Sequence[Mapping[str, Any]],
                     len(dense_accs), ranked,
                     _gap_to_other_constraint(ranked),
                 ))
+    flags = _measured(done, "epoch_time_noisy")
+    if any(flags):
+        notes.append(f"{sum(1 for f in flags if f)} of {len(flags)} timed points have noisy "
+                     f"epoch times (IQR > {NOISE_FRACTION:.0%} of their median): their time "
+                     "and energy figures are mostly noise (see --cells)")
     return Summary(tuple(tables), tuple(float(b) for b in bands), tuple(dict.fromkeys(notes)),
                    None if fully_connected is None else frozenset(fully_connected),
                    _cell_stats(cells, dense, low_rank))
@@ -286,8 +299,36 @@ def _cell_stats(cells: Mapping[tuple, list[Mapping[str, Any]]],
                                 - float(base[r["seed"]]["test_accuracy"])) for r in paired]),
             costs["maccs_structured"], costs["bytes_structured"],
             _mean_std(nz) if nz else None, str(key[3]) in low_rank,
+            *_epoch_stats(paired),
         ))
     return tuple(out)
+
+
+def _measured(rows: Sequence[Mapping[str, Any]], name: str) -> list[float]:
+    return [float(r[name]) for r in rows if r.get(name) is not None]
+
+
+def _epoch_stats(rows: Sequence[Mapping[str, Any]]
+                 ) -> tuple[tuple[float, float | None] | None, float | None, tuple[int, int]]:
+    medians, iqrs = _measured(rows, "epoch_time_median_s"), _measured(rows, "epoch_time_iqr_s")
+    flags = _measured(rows, "epoch_time_noisy")
+    return (_mean_std(medians) if medians else None,
+            statistics.fmean(iqrs) if iqrs else None,
+            (sum(1 for f in flags if f), len(flags)))
+
+
+def _epoch_text(c: Cell) -> str:
+    """"0.0260 ± 0.0010 s (IQR 0.0030), noisy 1/2": the mean of the seeds' medians ± their
+    std over seeds, the mean within-point IQR, and how many seeds were noisy."""
+    if c.epoch_time is None:
+        return "—"
+    mean, std = c.epoch_time
+    text = f"{mean:.4f}" + ("" if std is None else f" ± {std:.4f}") + " s"
+    if c.epoch_iqr is not None:
+        text += f" (IQR {c.epoch_iqr:.4f})"
+    if c.noisy[0]:
+        text += f", noisy {c.noisy[0]}/{c.noisy[1]}"
+    return text
 
 
 def cells_markdown(summary: Summary) -> str:
@@ -298,8 +339,9 @@ def cells_markdown(summary: Summary) -> str:
         out.append(f"### {dataset} · {model}: every cell, seed-matched vs dense")
         out.append("")
         out.append("| constraint | procedure | radius | seeds | accuracy vs dense (points) | "
-                   "structured MACCs / dense | structured bytes / dense | nonzero weights |")
-        out.append("|---|---|---|---|---|---|---|---|")
+                   "structured MACCs / dense | structured bytes / dense | nonzero weights | "
+                   "epoch time, median ± seeds (IQR within) |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for c in summary.cells:
             if (c.dataset, c.model) != (dataset, model):
                 continue
@@ -308,7 +350,8 @@ def cells_markdown(summary: Summary) -> str:
             out.append(f"| {c.constraint}{rank} | {c.procedure} | {radius} | {c.seeds} | "
                        f"{_pts(*c.accuracy_diff)} | {_pct(*(c.maccs or (None,)))} | "
                        f"{_pct(*(c.nbytes or (None,)))} | "
-                       f"{'—' if c.nonzero is None else _pct(*c.nonzero)} |")
+                       f"{'—' if c.nonzero is None else _pct(*c.nonzero)} | "
+                       f"{_epoch_text(c)} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n" if out else ""
 
@@ -439,5 +482,9 @@ def cell_rows(summary: Summary) -> list[dict[str, Any]]:
             "nonzero_mean": None if c.nonzero is None else c.nonzero[0],
             "nonzero_std": None if c.nonzero is None else c.nonzero[1],
             "maccs_by_rank": c.low_rank,
+            "epoch_time_s_mean": None if c.epoch_time is None else c.epoch_time[0],
+            "epoch_time_s_std": None if c.epoch_time is None else c.epoch_time[1],
+            "epoch_time_iqr_s_mean": c.epoch_iqr,
+            "epoch_time_noisy_seeds": c.noisy[0] if c.noisy[1] else None,
         })
     return out

@@ -10,8 +10,11 @@ Order of work for one point (only step 4 is inside the training window):
    costs, timed into `warmup_time_s` / `warmup_energy_j`, never into the point's figures;
 3. the idle baseline of every measuring device (re-measured when older than
    `PointSettings.idle_max_age_s`), so the window can report energy above idle;
-4. training and the final evaluation, in the window: `wall_time_s`, `energy_j`,
-   `energy_above_idle_j`, carbon;
+4. training and the final evaluation, in the window: `wall_time_s`, the per-epoch times
+   (median, IQR and count of the first phase, every phase in `epoch_time_json`, the noise
+   flag), `energy_j`, `energy_above_idle_j`, carbon. Where a backend measures and one
+   training run is shorter than it can read (`EnergyMeter.readable_window_s`), the training is
+   repeated in the same window and the energy stored per run (`energy_runs`);
 5. costs (MACCs, bytes) and, when `PointSettings.inference`, measured inference of the trained
    model and of its `compact()` version: latency at batch 1, throughput, energy per 1,000.
 """
@@ -27,13 +30,14 @@ from typing import Any
 
 from projlib import schema
 from projlib.measure import EnergyMeter, compact, cost_report, inference_comparison
+from projlib.measure.spread import phase_spreads
 from projlib.sweep.provenance import software_provenance
 from projlib.sweep.warmup import AUTO, choose_threads, parse_threads, thread_limit, warm_up
 from projlib.training import Dataset, TrainConfig, TrainResult, load_dataset, train
 
 __all__ = [
     "PointRunner", "PointSettings", "ProgressFn", "cached_dataset", "result_metrics",
-    "run_point",
+    "run_point", "timing_metrics",
 ]
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -86,16 +90,24 @@ def run_point(
         warmup_time_s, warmup_energy_j = _warm_up(config, dataset, meter)
         # Cheap where nothing measures (no sleep; the baseline then says why it is None).
         meter.ensure_idle_baseline(settings.idle_max_age_s, settings.idle_duration_s)
-        with meter.window() as win:
+        runs = 0
+
+        def once() -> tuple[TrainResult, float]:
+            # Only the first run reports progress; a repeat exists to make the window readable.
+            nonlocal runs
+            runs += 1
             start = time.perf_counter()
-            result = train(config, progress=progress, dataset=dataset)
-            wall_time_s = time.perf_counter() - start
+            res = train(config, progress=progress if runs == 1 else None, dataset=dataset)
+            return res, time.perf_counter() - start
+
+        (result, wall_time_s), energy = meter.measure_runs(once)
         metrics = result_metrics(result)
+        metrics.update(timing_metrics(result))
         if settings.inference:
             metrics.update(inference_metrics(result, meter, metrics))
-    energy = win.result
     baseline = meter.idle_baseline
     metrics.update(
+        energy_runs=energy.runs if meter.can_measure() else None,
         energy_j=energy.energy_j,
         energy_method=energy.methods,
         energy_json=json.dumps(energy.to_dict(), sort_keys=True),
@@ -123,9 +135,10 @@ def _warm_up(config: TrainConfig, dataset: Dataset, meter: Any) -> tuple[float, 
     # would be a model, not a measurement, and costs a tracker task per point.
     if not meter.can_measure():
         return warm_up(config, dataset), None
-    with meter.window() as win:
-        seconds = warm_up(config, dataset)
-    return seconds, win.result.energy_j
+    # A one-off cost cannot be repeated to widen its window (a second warm-up is warm), but a
+    # reading shorter than a counter's update period is still not stored: None, not noise.
+    seconds, energy = meter.measure_runs(lambda: warm_up(config, dataset), max_runs=1)
+    return seconds, energy.energy_j
 
 
 def inference_metrics(result: TrainResult, meter: Any, costs: dict[str, Any]
@@ -152,7 +165,43 @@ def inference_metrics(result: TrainResult, meter: Any, costs: dict[str, Any]
         "speedup_realised_latency": cmp["realised_speedup_latency"],
         "speedup_realised_throughput": cmp["realised_speedup_throughput"],
         "inference_method": dense["energy_method"],
+        **_timing_spread("infer", dense),
+        **_timing_spread("compact", comp),
         "inference_json": json.dumps(cmp, sort_keys=True),
+    }
+
+
+def _timing_spread(prefix: str, measured: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{prefix}_latency_b1_iqr_s": measured.get("latency_iqr_s"),
+        f"{prefix}_latency_b1_repeats": measured.get("latency_repeats"),
+        f"{prefix}_throughput_iqr_per_s": measured.get("throughput_iqr_per_s"),
+        f"{prefix}_throughput_repeats": measured.get("throughput_repeats"),
+    }
+
+
+def timing_metrics(result: TrainResult) -> dict[str, Any]:
+    """Median, IQR and count of the epoch times of the run's first phase, the noise flag over
+    every phase, and per-phase spreads with every epoch's seconds as JSON (None where the run
+    recorded no epoch time)."""
+    times, phases = list(result.epoch_time_s), list(result.epoch_phases)
+    if not times:
+        return dict.fromkeys(("epoch_time_median_s", "epoch_time_iqr_s", "epochs_timed",
+                              "epoch_time_noisy", "epoch_time_json"))
+    spreads = phase_spreads(times, phases)
+    main = next(iter(spreads))
+    flags = [sp.noisy for sp in spreads.values() if sp.noisy is not None]
+    detail = {
+        "main_phase": main, "noise_fraction": schema.NOISE_FRACTION,
+        "phases": {name: sp.to_dict() for name, sp in spreads.items()},
+        "epoch_time_s": times, "epoch_phases": phases,
+    }
+    return {
+        "epoch_time_median_s": spreads[main].median,
+        "epoch_time_iqr_s": spreads[main].iqr,
+        "epochs_timed": spreads[main].n,
+        "epoch_time_noisy": int(any(flags)) if flags else None,
+        "epoch_time_json": json.dumps(detail, sort_keys=True),
     }
 
 

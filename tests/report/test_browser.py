@@ -115,3 +115,18 @@ def test_harness_sees_errors_dialogs_and_blocked_fetches(browser, tmp_path):
     assert "dialog: alert" in text
     assert "late" in text
     assert "Content Security Policy" in text or "cdn.example.invalid" in text
+
+
+def test_time_front_with_spread_renders(browser, rows_factory, tmp_path):
+    # The time front (issue 25): the within-point spread overlay and the noisy outlines render
+    # without a console error, and the error bars are drawn.
+    from test_spread_report import _timed
+
+    page = build_report(_timed(rows_factory(measured_energy=True)), {})
+    plots = _load(browser, tmp_path / "timed.html", page, 7)
+    assert browser.problems() == []
+    names, marks = plots["fig-0-time"]
+    assert "within-point spread (± IQR / 2 over epochs)" in names and marks > 0
+    bars = browser.evaluate(
+        "document.querySelectorAll('#fig-0-time .errorbar path').length")
+    assert bars > 0

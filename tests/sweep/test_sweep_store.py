@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from projlib import schema
 from projlib.sweep import (
     COLUMNS,
     METRIC_COLUMNS,
@@ -198,11 +199,36 @@ def test_older_versioned_store_gains_the_newer_columns(tmp_path: Path) -> None:
     with ResultsStore(path, read_only=True) as store:
         assert store.schema_version == 2 and store.get("abc")["train_step"] is None
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION
     conn = sqlite3.connect(path)
     assert "train_step" in {r[1] for r in conn.execute("PRAGMA table_info(points)")}
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_version_3_store_reads_its_rows_with_no_spread(tmp_path: Path) -> None:
+    # A version-3 db (before per-epoch spread): its finished rows open as they are, the spread
+    # columns read as not measured (None, never 0), and the next writer adds them.
+    path = tmp_path / "v3.db"
+    with ResultsStore(path) as store:
+        store.register_sweep("s", {}, [("abc", {"dataset": "digits"})])
+        store.complete(store.claim("s"), {"test_accuracy": 0.9, "wall_time_s": 1.5})
+    added = schema.names(version=4)
+    assert {"epoch_time_median_s", "epoch_time_noisy", "energy_runs"} <= set(added)
+    conn = sqlite3.connect(path)
+    for name in added:
+        conn.execute(f'ALTER TABLE points DROP COLUMN "{name}"')
+    conn.execute("PRAGMA user_version=3")
+    conn.commit()
+    conn.close()
+    with ResultsStore(path, read_only=True) as store:
+        row = store.get("abc")
+        assert store.schema_version == 3 and row["wall_time_s"] == 1.5
+        assert all(row[name] is None for name in added)
+    with ResultsStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 4
+        row = store.get("abc")
+        assert row["test_accuracy"] == 0.9 and all(row[name] is None for name in added)
 
 
 def _sha(path: Path) -> str:
