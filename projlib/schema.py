@@ -29,8 +29,9 @@ __all__ = [
 
 #: `PRAGMA user_version` of a results db. 1: the first, unversioned layout; 2: application_id,
 #: data fingerprint in the point identity, warm-up / idle / inference / thread columns;
-#: 3: train_step (how the training steps were launched).
-SCHEMA_VERSION = 3
+#: 3: train_step (how the training steps were launched); 4: the masked retrain's time and
+#: speed-up (retrain_*).
+SCHEMA_VERSION = 4
 
 #: Values of the `status` column, in lifecycle order.
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed", "interrupted")
@@ -235,6 +236,18 @@ COLUMNS: tuple[Column, ...] = (
            DETAIL, 2, "energy method of the inference measurement, or unavailable"),
     Column("inference_json", "TEXT", "json", NO_UNIT, "inference detail", None, DETAIL, 2,
            "the dense vs compacted inference comparison as JSON"),
+    # Schema 4 (issue 21): lottery / magnitude retrain the compacted network.
+    Column("retrain_time_s", "REAL", "real", "s", "retrain time (s)", True, METRIC, 4,
+           "seconds of training steps of the masked retrain (evaluation excluded); None: the "
+           "procedure has no retrain"),
+    Column("retrain_speedup_predicted", "REAL", "real", "ratio",
+           "retrain speed-up predicted (MACCs)", False, METRIC, 4,
+           "MACCs of the full-size / of the compacted network the retrain trained; None: not "
+           "compacted (no retrain, or Dropout / BatchNorm in the network)"),
+    Column("retrain_speedup_realised", "REAL", "real", "ratio", "retrain speed-up realised",
+           False, METRIC, 4,
+           "full-size masked / compacted training step time, measured interleaved before the "
+           "retrain; None: not compacted"),
     # The store's own bookkeeping: always last (new columns go above).
     Column("claimed_by", "TEXT", "text", NO_UNIT, "claimed by", None, BOOKKEEPING, 1,
            "'host:pid' of the runner that last claimed the point"),

@@ -198,10 +198,10 @@ def test_older_versioned_store_gains_the_newer_columns(tmp_path: Path) -> None:
     with ResultsStore(path, read_only=True) as store:
         assert store.schema_version == 2 and store.get("abc")["train_step"] is None
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION
     conn = sqlite3.connect(path)
     assert "train_step" in {r[1] for r in conn.execute("PRAGMA table_info(points)")}
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
 
 

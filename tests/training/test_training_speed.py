@@ -159,3 +159,17 @@ def test_flush_denormal_detection():
         assert (torch.full((1,), 1e-40) * torch.ones(1)).item() == 0.0
     assert flush_denormal_enabled() is False
 
+
+
+def test_the_point_stores_the_retrain_time_and_speed_ups(digits):
+    from projlib.sweep.runner import result_metrics
+
+    lottery = train(TrainConfig(**DIGITS, procedure="lottery", constraint="l11", radius=20.0),
+                    dataset=digits)
+    row = result_metrics(lottery)
+    assert row["retrain_time_s"] == pytest.approx(sum(lottery.epoch_time_s[-2:]))
+    assert row["retrain_speedup_predicted"] == lottery.retrain_speedup_predicted > 1.5
+    assert row["retrain_speedup_realised"] == lottery.retrain_speedup_realised > 0
+    dense = result_metrics(train(TrainConfig(**{**DIGITS, "epochs": 1}), dataset=digits))
+    assert [dense[k] for k in ("retrain_time_s", "retrain_speedup_predicted",
+                               "retrain_speedup_realised")] == [None, None, None]
