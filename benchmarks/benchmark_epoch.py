@@ -222,6 +222,34 @@ def study_cost(repeats: int) -> None:
                   f"total {sum(both):6.1f}", flush=True)
 
 
+def projection_cold(repeats: int, calls: int = 100) -> None:
+    """Median time of one projection of LeNet's hidden weight (100x300) called in a loop (warm
+    cache) and right after a forward/backward of Linear(784, 300) at batch 128 (as in `train`)."""
+    from projlib.projections import REGISTRY, warmup
+
+    warmup()
+    torch.manual_seed(0)
+    weight = torch.nn.Linear(300, 100).weight.detach().clone()
+    first, x = torch.nn.Linear(784, 300), torch.rand(BATCH, 784)
+    for name in PROJECTED:
+        spec = REGISTRY[name]
+        kwargs = {"groups": "columns"} if "columns" in spec.groups else {}
+        medians: dict[str, list[float]] = {"warm": [], "after forward/backward": []}
+        for _ in range(repeats):
+            for case, times in medians.items():
+                runs = []
+                for _ in range(calls):
+                    if case != "warm":
+                        first(x).sum().backward()
+                    start = time.perf_counter()
+                    spec.fn(weight, radius=RADII[name], **kwargs)
+                    runs.append(time.perf_counter() - start)
+                times.append(statistics.median(runs))
+        print(f"projection {name:4s} " + "  ".join(
+            f"{case} {statistics.median(v) * 1e6:6.0f} us" for case, v in medians.items()),
+            flush=True)
+
+
 def _one_thread(suite) -> None:
     suite._threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -352,7 +380,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--compile", action="store_true",
                         help="also the conv net's plain loop under torch.compile")
-    parser.add_argument("--only", choices=("lenet", "conv", "retrain", "study"), default=None)
+    parser.add_argument("--only", choices=("lenet", "conv", "retrain", "study", "projection"),
+                        default=None)
     parser.add_argument("--conv-train", type=int, default=None,
                         help="train the conv net on the first N images (default: all)")
     args = parser.parse_args()
@@ -368,6 +397,9 @@ def main() -> None:
 
     if args.only == "study":
         study_cost(args.repeats)
+        return
+    if args.only == "projection":
+        projection_cold(args.repeats)
         return
     if args.only in (None, "lenet"):
         from projlib.projections import warmup
