@@ -243,7 +243,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("retrain_speedup_predicted", "REAL", "real", "ratio",
            "retrain speed-up predicted (MACCs)", False, METRIC, 4,
            "MACCs of the full-size / of the compacted network the retrain trained; None: not "
-           "compacted (no retrain, or Dropout / BatchNorm in the network)"),
+           "compacted (no retrain, Dropout / BatchNorm in the network, or CUDA)"),
     Column("retrain_speedup_realised", "REAL", "real", "ratio", "retrain speed-up realised",
            False, METRIC, 4,
            "full-size masked / compacted training step time, measured interleaved before the "

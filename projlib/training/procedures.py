@@ -54,15 +54,17 @@ SGD_MOMENTUM = 0.9  # "sgd" means heavy-ball SGD; plain SGD at the paper's step 
 # Steps run before a CUDA-graph capture (PyTorch asks for a few, on a side stream, so lazily
 # created state such as optimizer buffers and cuBLAS workspaces exists before capture).
 GRAPH_WARMUP_STEPS = 3
-# Memory format of conv nets trained on the CPU: channels_last measured 0.70x the default
-# layout's epoch for the paper's conv net (docs/BENCHMARKS.md); None keeps the default layout.
+# Memory format of conv nets trained on the CPU: with channels_last the paper's conv net's
+# epoch took 0.55x the plain loop's in the default layout (docs/BENCHMARKS.md, "Training
+# speed"); None keeps the default layout.
 CPU_CONV_LAYOUT: torch.memory_format | None = torch.channels_last
 # The realised speed-up of a compacted retrain: PROBE_ROUNDS interleaved rounds of PROBE_STEPS
 # full-size masked and compacted steps (on copies, so training is unaffected), median per step.
 PROBE_STEPS = 4
 PROBE_ROUNDS = 3
-# lottery / magnitude retrain the compacted network (same steps to float rounding, faster);
-# False trains the full-size masked network (the reference the tests compare it with).
+# lottery / magnitude retrain the compacted network on the CPU (same steps to float rounding,
+# faster); False trains the full-size masked network (the reference the tests compare it
+# with). CUDA keeps the full-size masked retrain (not measured there).
 COMPACT_RETRAIN = True
 
 
@@ -275,7 +277,7 @@ class _Runner:
     def _compact(self, dev_masks: dict[str, torch.Tensor]) -> CompactedNet | None:
         """The compacted network of the masked retrain, its predicted and measured speed-up
         (None where compacting could change the steps: Dropout, BatchNorm)."""
-        self.retrain_compacted = compactable(self.model)
+        self.retrain_compacted = self.device.type == "cpu" and compactable(self.model)
         if not self.retrain_compacted:
             return None
         net = compacted_net(self.model, dev_masks, self.input_shape)
