@@ -31,7 +31,8 @@ __all__ = [
 #: `PRAGMA user_version` of a results db. 1: the first, unversioned layout; 2: application_id,
 #: data fingerprint in the point identity, warm-up / idle / inference / thread columns;
 #: 3: train_step (how the training steps were launched); 4: the spread of every timed figure
-#: (per-epoch median / IQR / count, the noise flag, inference repeats and IQR, energy repeats).
+#: (per-epoch median / IQR / count, the noise flag, inference repeats and IQR, energy repeats)
+#: and the masked retrain's time and speed-up (retrain_*).
 SCHEMA_VERSION = 4
 
 #: A timed figure is flagged noisy when its interquartile range exceeds this fraction of its
@@ -287,6 +288,18 @@ COLUMNS: tuple[Column, ...] = (
            "periods); None: no backend measures energy"),
     *_inference_spread("infer", "trained model"),
     *_inference_spread("compact", "compacted model"),
+    # Schema 4 (issue 21): lottery / magnitude retrain the compacted network.
+    Column("retrain_time_s", "REAL", "real", "s", "retrain time (s)", True, METRIC, 4,
+           "seconds of training steps of the masked retrain (evaluation excluded); None: the "
+           "procedure has no retrain"),
+    Column("retrain_speedup_predicted", "REAL", "real", "ratio",
+           "retrain speed-up predicted (MACCs)", False, METRIC, 4,
+           "MACCs of the full-size / of the compacted network the retrain trained; None: not "
+           "compacted (no retrain, Dropout / BatchNorm in the network, or CUDA)"),
+    Column("retrain_speedup_realised", "REAL", "real", "ratio", "retrain speed-up realised",
+           False, METRIC, 4,
+           "full-size masked / compacted training step time, measured interleaved before the "
+           "retrain; None: not compacted"),
     # The store's own bookkeeping: always last (new columns go above).
     Column("claimed_by", "TEXT", "text", NO_UNIT, "claimed by", None, BOOKKEEPING, 1,
            "'host:pid' of the runner that last claimed the point"),

@@ -262,3 +262,28 @@ def test_gpu_check_runs_every_part_and_keeps_its_log(tmp_path: Path) -> None:
     for part in ("ran: -m pytest -m gpu", "ran: benchmarks/gpu_projections.py",
                  "ran: benchmarks/gpu_training.py"):
         assert part in log and part in proc.stdout
+
+
+def test_epoch_suites_track_ratios_against_the_issue_targets() -> None:
+    epoch = _load(BENCH_DIR / "benchmark_epoch.py")
+    assert epoch.ProjectedEpochSuite.params == [("l11", "l21", "l1")]
+    assert epoch.TARGETS == {"dense_over_plain": {"lenet300": 1.05, "convnet": 0.75},
+                             "projected_over_dense": 1.15, "compacted_over_masked": 0.5}
+    for suite in (epoch.EpochSuite, epoch.ProjectedEpochSuite, epoch.RetrainSuite):
+        tracks = [n for n in vars(suite) if n.startswith("track_")]
+        assert tracks and all(getattr(suite, n).unit in ("ratio", "s") for n in tracks)
+
+
+def test_retrain_benchmark_trains_a_tenth_of_lenets_maccs() -> None:
+    import torch
+
+    epoch = _load(BENCH_DIR / "benchmark_epoch.py")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = epoch.fashion_mnist(n_train=256)
+        seconds, predicted = epoch.retrain_epoch(data, compacted=True)
+    finally:
+        torch.set_num_threads(threads)
+    # 784-300-100-10 (266 200 MACCs) retrained as 784-30-100-10 (27 520 MACCs)
+    assert seconds > 0 and predicted == pytest.approx(266_200 / 27_520)

@@ -65,14 +65,17 @@ def _batchnorm(p: ModulePlan) -> nn.Module:
     return new
 
 
-def compact(model: nn.Module, input_shape: tuple[int, ...], tolerance: float = 0.0
-            ) -> nn.Sequential:
+def compact(model: nn.Module, input_shape: tuple[int, ...], tolerance: float = 0.0,
+            support: dict[int, torch.Tensor] | None = None) -> nn.Sequential:
     """Return a new, smaller ``nn.Sequential`` computing the same function as ``model`` (eval mode).
 
     ``tolerance`` > 0 treats |w| <= tolerance as zero, which changes outputs by at most the
-    dropped weights' contribution. The original model is not modified. O(total weights).
+    dropped weights' contribution. ``support`` ({module index: bool tensor of that weight's
+    shape}, True = may be nonzero) plans for masked training instead: only units nothing reads
+    are cut, nothing is folded (see `projlib.measure.structure`). The original model is not
+    modified. O(total weights).
     """
-    plans = plan_model(model, input_shape, tolerance)
+    plans = plan_model(model, input_shape, tolerance, support)
     layers: list[nn.Module] = []
     for p in plans:
         m = p.module

@@ -28,6 +28,13 @@ output channel (channel 0), and so does a Linear followed by BatchNorm, even whe
 could go: costs count that unit.
 
 Semantics are those of inference: Dropout is the identity and BatchNorm uses running statistics.
+
+**Training plans (``support``).** ``plan_model(..., support={module index: bool tensor})`` plans
+for a network that is still trained with fixed masks: ``support[k]`` says which weights of
+weight layer k may be nonzero (the rest stay 0), every weight of an unlisted weight layer may.
+Units are then cut only where nothing reads them; nothing is folded (a unit with zero weights
+still has a trainable bias), so the compacted network trains exactly like the masked one
+(`projlib.training.compacted`).
 """
 
 from __future__ import annotations
@@ -96,10 +103,20 @@ def validate(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
-def _nonzero_map(m: nn.Module, tolerance: float) -> torch.Tensor:
-    """(out, in) bool: does output unit i read input unit j with a weight above tolerance."""
-    nz = m.weight.detach().abs() > tolerance
+def _nonzero_map(m: nn.Module, tolerance: float,
+                 support: torch.Tensor | None = None) -> torch.Tensor:
+    """(out, in) bool: does output unit i read input unit j with a weight above tolerance
+    (with `support`: a weight that may be nonzero)."""
+    nz = m.weight.detach().abs() > tolerance if support is None else support.to(torch.bool)
     return nz if nz.dim() == 2 else nz.flatten(2).any(dim=2)
+
+
+def _reads(m: nn.Module, k: int, tolerance: float,
+           support: dict[int, torch.Tensor] | None) -> torch.Tensor:
+    """`_nonzero_map` of weight layer k, or of its training support (all True if unlisted)."""
+    if support is None:
+        return _nonzero_map(m, tolerance)
+    return _nonzero_map(m, tolerance, support.get(k, torch.ones_like(m.weight, dtype=torch.bool)))
 
 
 def _feeds_pool_or_norm(model: nn.Sequential, k: int) -> bool:
@@ -119,7 +136,8 @@ def _unit_positions(shape: tuple[int, ...]) -> int:
 
 
 @torch.no_grad()
-def _forward(model: nn.Sequential, shape: tuple[int, ...], tolerance: float):
+def _forward(model: nn.Sequential, shape: tuple[int, ...], tolerance: float,
+             support: dict[int, torch.Tensor] | None = None):
     """Shapes, constant-unit masks and constant values at every point between modules."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -132,7 +150,7 @@ def _forward(model: nn.Sequential, shape: tuple[int, ...], tolerance: float):
             if isinstance(m, nn.Linear) and len(shapes[-1]) != 1:
                 raise ValueError(f"input_shape {shape} gives model[{k}] (Linear) a "
                                  f"{shapes[-1]} input; a Flatten is needed before it")
-            nz = _nonzero_map(m, tolerance).cpu()
+            nz = _reads(m, k, tolerance, support).cpu()
             if nz.shape[1] != const.numel():
                 raise ValueError(f"input_shape {shape} does not fit model[{k}]: it expects "
                                  f"{nz.shape[1]} input units, gets {const.numel()}")
@@ -168,16 +186,17 @@ def _conv_uniform(m: nn.Conv2d, z_in: torch.Tensor, j: int, kept_out: torch.Tens
 
 
 @torch.no_grad()
-def plan_model(model: nn.Sequential, input_shape: tuple[int, ...], tolerance: float = 0.0
-               ) -> list[ModulePlan]:
-    """Build the removal plan; see the module docstring. Raises on unsupported models."""
+def plan_model(model: nn.Sequential, input_shape: tuple[int, ...], tolerance: float = 0.0,
+               support: dict[int, torch.Tensor] | None = None) -> list[ModulePlan]:
+    """Build the removal plan; see the module docstring (`support`: a training plan, no
+    folding). Raises on unsupported models."""
     shape = validate(model, input_shape)
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"tolerance must be a number >= 0 (got {tolerance!r})")
     was_training = [m.training for m in model.modules()]
     model.eval()
     try:
-        shapes, consts, zs = _forward(model, shape, tolerance)
+        shapes, consts, zs = _forward(model, shape, tolerance, support)
     finally:
         for m, flag in zip(model.modules(), was_training, strict=True):
             m.training = flag
@@ -192,12 +211,13 @@ def plan_model(model: nn.Sequential, input_shape: tuple[int, ...], tolerance: fl
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             if not kept_out.any() and _feeds_pool_or_norm(model, k):
                 kept_out[0] = True  # torch cannot pool/normalise 0 units: keep one
-            nz = _nonzero_map(m, tolerance).cpu()
+            nz = _reads(m, k, tolerance, support).cpu()
             need[k] = nz[kept_out].any(dim=0)
-            foldable = const_in.clone()
+            # a training plan folds nothing: a constant unit's bias still trains
+            foldable = const_in.clone() if support is None else torch.zeros_like(const_in)
             out_idx = kept_out.nonzero().flatten().to(m.weight.device)
             if isinstance(m, nn.Conv2d):
-                for j in const_in.nonzero().flatten().tolist():
+                for j in foldable.nonzero().flatten().tolist():
                     foldable[j] = _conv_uniform(m, zs[k], j, out_idx)
             kept[k] = need[k] & ~foldable
             if isinstance(m, nn.Conv2d) and not kept[k].any():

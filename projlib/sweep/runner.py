@@ -228,6 +228,9 @@ def result_metrics(result: TrainResult) -> dict[str, Any]:
         "removed_input_fraction": result.removed_input_fraction,
         "layers_json": json.dumps(layers),
         "train_step": result.step_mode,
+        "retrain_time_s": result.retrain_time_s,
+        "retrain_speedup_predicted": result.retrain_speedup_predicted,
+        "retrain_speedup_realised": result.retrain_speedup_realised,
         # The cost columns are the `CostReport` totals of the same names.
         **{name: getattr(cost, name) for name in schema.cost_columns()},
     }

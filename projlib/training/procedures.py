@@ -9,13 +9,23 @@ uses its own `torch.Generator` seeded with `config.seed` per phase. Hence on CPU
 config gives bit-identical weights, and a phase is reproduced exactly by the procedure that
 consists of it alone (lottery's phase 1 == the projected run, magnitude's phase 1 == the dense
 run with the same config).
+
+Speed on CPU (docs/BENCHMARKS.md, "Training speed"): subnormal floats are flushed to zero for
+the duration of `train` (the momentum of weights a projection holds at 0 decays into the
+subnormal range, where every operation on it is ~100x slower), the previous setting is restored
+afterwards; conv nets train in the channels_last memory format (`CPU_CONV_LAYOUT`; the model
+comes back contiguous); the masked retrain of lottery / magnitude trains the compacted network
+(`projlib.training.compacted`) and writes it back into the full shape after every epoch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from projlib.measure.maccs import cost_report
+from projlib.training.compacted import CompactedNet, compactable, compacted_net
 from projlib.training.config import TrainConfig
 from projlib.training.datasets import Dataset, DatasetError, load_dataset
 from projlib.training.models import build_model
@@ -42,6 +54,18 @@ SGD_MOMENTUM = 0.9  # "sgd" means heavy-ball SGD; plain SGD at the paper's step 
 # Steps run before a CUDA-graph capture (PyTorch asks for a few, on a side stream, so lazily
 # created state such as optimizer buffers and cuBLAS workspaces exists before capture).
 GRAPH_WARMUP_STEPS = 3
+# Memory format of conv nets trained on the CPU: with channels_last the paper's conv net's
+# epoch took 0.55x the plain loop's in the default layout (docs/BENCHMARKS.md, "Training
+# speed"); None keeps the default layout.
+CPU_CONV_LAYOUT: torch.memory_format | None = torch.channels_last
+# The realised speed-up of a compacted retrain: PROBE_ROUNDS interleaved rounds of PROBE_STEPS
+# full-size masked and compacted steps (on copies, so training is unaffected), median per step.
+PROBE_STEPS = 4
+PROBE_ROUNDS = 3
+# lottery / magnitude retrain the compacted network on the CPU (same steps to float rounding,
+# faster); False trains the full-size masked network (the reference the tests compare it
+# with). CUDA keeps the full-size masked retrain (not measured there).
+COMPACT_RETRAIN = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,19 @@ class TrainResult:
     epoch_time_s: list[float] = field(default_factory=list)
     constrained_layers: tuple[str, ...] = ()
     step_mode: str = "eager"  # "eager" | "cuda-graph" | "eager (CUDA graph capture failed: ...)"
+    # lottery / magnitude: whether the masked retrain ran on the compacted network (None: no
+    # retrain), the speed-up its MACCs predict (full-size / compacted training network) and
+    # the one measured on a few interleaved steps (None: not compacted, not measured).
+    retrain_compacted: bool | None = None
+    retrain_speedup_predicted: float | None = None
+    retrain_speedup_realised: float | None = None
+
+    @property
+    def retrain_time_s(self) -> float | None:
+        """Seconds of training steps of the masked retrain (None: no retrain phase)."""
+        times = [t for t, p in zip(self.epoch_time_s, self.epoch_phases, strict=False)
+                 if p == "retrain"]
+        return sum(times) if times else None
 
     @property
     def fraction_nonzero(self) -> float | None:
@@ -107,11 +144,20 @@ class _Runner:
         self.model = build_model(cfg.model, data.input_shape, data.num_classes).to(self.device)
         state = self.model.state_dict()
         self.initial_state = {k: v.detach().cpu().clone() for k, v in state.items()}
-        self.params = dict(self.model.named_parameters())
+        self.input_shape = data.input_shape
         self.train_x = data.train_x.to(self.device)
         self.train_y = data.train_y.to(self.device)
         self.test_x = data.test_x.to(self.device)
         self.test_y = data.test_y.to(self.device)
+        self.layout = _fast_layout(self.device, self.model)
+        if self.layout is not None:  # same logical shapes, other strides
+            self.model.to(memory_format=self.layout)
+            self.train_x = self.train_x.contiguous(memory_format=self.layout)
+            self.test_x = self.test_x.contiguous(memory_format=self.layout)
+        self.params = dict(self.model.named_parameters())
+        self.retrain_compacted: bool | None = None
+        self.retrain_predicted: float | None = None
+        self.retrain_realised: float | None = None
         self.losses: list[float] = []
         self.accuracies: list[float] = []
         self.phases: list[str] = []
@@ -150,12 +196,14 @@ class _Runner:
         epochs: int,
         projected: bool = False,
         masks: dict[str, torch.Tensor] | None = None,
+        compacted: bool = False,
     ) -> None:
         """`epochs` epochs of minibatch training; optional projection or fixed masks per step.
 
         `projected`: `self.projector` is attached to the phase's optimizer, so every
         `opt.step()` is followed by the projection (the splitting step of METHOD.md §3.2).
-
+        `compacted` (with `masks`): train the compacted network where that gives the same steps
+        (`projlib.training.compacted`), written back into `self.model` after every epoch.
         On CUDA (unless ``cuda_graph`` is off) the full-size steps replay one captured CUDA
         graph (see `_capture`); the short last batch of an epoch, and every step elsewhere,
         runs eagerly. Both run the same `_step`."""
@@ -163,25 +211,23 @@ class _Runner:
         torch.manual_seed(cfg.seed)  # dropout / any global-RNG use restarts identically
         shuffle = torch.Generator().manual_seed(cfg.seed)
         graphed = self._graphs_wanted()
-        if cfg.optimizer == "adam":
-            # capturable: Adam keeps its step count on the device, so a graph can replay it.
-            capturable = graphed and self.device.type == "cuda"
-            opt: torch.optim.Optimizer = torch.optim.Adam(
-                self.model.parameters(), lr=cfg.lr, capturable=capturable
-            )
-        else:
-            opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=SGD_MOMENTUM)
+        dev_masks = {n: m.to(self.device) for n, m in (masks or {}).items()}
+        net = self._compact(dev_masks) if compacted and dev_masks else None
+        model = self.model if net is None else net.model
+        params = self.params if net is None else dict(model.named_parameters())
+        if net is not None:
+            dev_masks = net.masks
+        opt = self._optimizer(model, graphed)
         if projected:
             self.projector.attach(opt)  # also inside a captured graph: it runs in opt.step()
-        dev_masks = {n: m.to(self.device) for n, m in (masks or {}).items()}
-        step = functools.partial(self._step, opt, dev_masks)
+        step = functools.partial(self._step, model, params, opt, dev_masks)
         n, batch = self.train_x.shape[0], cfg.batch_size
         loss_sum = torch.zeros((), device=self.device)
-        self.model.train()
-        graph = self._capture(step, opt, loss_sum) if graphed and n >= batch else None
+        model.train()
+        graph = self._capture(model, step, opt, loss_sum) if graphed and n >= batch else None
         full = n - n % batch if graph is not None else 0
         for epoch in range(1, epochs + 1):
-            self.model.train()
+            model.train()
             loss_sum.zero_()
             epoch_start = time.perf_counter()
             order = torch.randperm(n, generator=shuffle).to(self.device)
@@ -195,6 +241,8 @@ class _Runner:
                 opt.zero_grad(set_to_none=graph is None)
                 step(order[start : start + batch], loss_sum)
             self.losses.append(float(loss_sum) / n)  # reads back: the epoch's steps are done
+            if net is not None:
+                net.write_back()  # evaluation and everything after see the full shape
             self.epoch_times.append(time.perf_counter() - epoch_start)
             self.accuracies.append(self.evaluate())
             self.phases.append(phase)
@@ -206,24 +254,70 @@ class _Runner:
         if projected:
             self.projector.remove()
 
-    def _step(self, opt: torch.optim.Optimizer, dev_masks: dict[str, torch.Tensor],
-              idx: torch.Tensor, loss_sum: torch.Tensor) -> None:
-        """One training step on the examples `idx` (gradients must be None or zero). Nothing
-        in it reads a value back to the host, so it can be captured in a CUDA graph."""
-        loss = F.cross_entropy(self.model(self.train_x[idx]), self.train_y[idx])
+    def _optimizer(self, model: nn.Module, graphed: bool) -> torch.optim.Optimizer:
+        if self.cfg.optimizer == "adam":
+            # capturable: Adam keeps its step count on the device, so a graph can replay it.
+            capturable = graphed and self.device.type == "cuda"
+            return torch.optim.Adam(model.parameters(), lr=self.cfg.lr, capturable=capturable)
+        return torch.optim.SGD(model.parameters(), lr=self.cfg.lr, momentum=SGD_MOMENTUM)
+
+    def _step(self, model: nn.Module, params: dict[str, nn.Parameter],
+              opt: torch.optim.Optimizer, dev_masks: dict[str, torch.Tensor], idx: torch.Tensor,
+              loss_sum: torch.Tensor) -> None:
+        """One training step of `model` on the examples `idx` (gradients must be None or
+        zero). Nothing in it reads a value back to the host, so it can be captured in a CUDA
+        graph."""
+        loss = F.cross_entropy(model(self.train_x[idx]), self.train_y[idx])
         loss.backward()
         for name, m in dev_masks.items():
-            self.params[name].grad.mul_(m)  # masked weights get no gradient ...
+            params[name].grad.mul_(m)  # masked weights get no gradient ...
         opt.step()  # in a projected phase the Projector hook projects here (splitting step)
         if dev_masks:
             # ... and stay exactly 0 whatever the optimizer's state does.
-            apply_masks(self.model, dev_masks)
+            apply_masks(model, dev_masks)
         loss_sum.add_(loss.detach() * idx.numel())
+
+    def _compact(self, dev_masks: dict[str, torch.Tensor]) -> CompactedNet | None:
+        """The compacted network of the masked retrain, its predicted and measured speed-up
+        (None where compacting could change the steps: Dropout, BatchNorm)."""
+        self.retrain_compacted = self.device.type == "cpu" and compactable(self.model)
+        if not self.retrain_compacted:
+            return None
+        net = compacted_net(self.model, dev_masks, self.input_shape)
+        full_maccs = cost_report(self.model, self.input_shape).maccs_dense
+        small_maccs = cost_report(net.model, self.input_shape).maccs_dense
+        self.retrain_predicted = full_maccs / small_maccs if small_maccs else None
+        self.retrain_realised = self._probe(dev_masks, net)
+        return net
+
+    def _probe(self, dev_masks: dict[str, torch.Tensor], net: CompactedNet) -> float | None:
+        """Median full-size masked step time / compacted step time, PROBE_ROUNDS interleaved
+        rounds of PROBE_STEPS steps on copies of both networks (the run is unaffected)."""
+        n = min(self.train_x.shape[0], self.cfg.batch_size)
+        idx = torch.arange(n, device=self.device)
+        steps = []
+        for model, masks in ((self.model, dev_masks), (net.model, net.masks)):
+            twin = copy.deepcopy(model)
+            opt = self._optimizer(twin, graphed=False)
+            steps.append(functools.partial(
+                self._step, twin, dict(twin.named_parameters()), opt, masks, idx,
+                torch.zeros((), device=self.device)))
+        times: tuple[list[float], list[float]] = ([], [])
+        for _ in range(PROBE_ROUNDS):
+            for step, out in zip(steps, times, strict=True):
+                start = time.perf_counter()
+                for _ in range(PROBE_STEPS):
+                    step()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                out.append(time.perf_counter() - start)
+        compact_s = statistics.median(times[1])
+        return statistics.median(times[0]) / compact_s if compact_s > 0 else None
 
     def _graphs_wanted(self) -> bool:
         return self.device.type == "cuda" and self.cfg.cuda_graph
 
-    def _capture(self, step: Callable[[torch.Tensor, torch.Tensor], None],
+    def _capture(self, model: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], None],
                  opt: torch.optim.Optimizer,
                  loss_sum: torch.Tensor) -> tuple[Any, torch.Tensor] | None:
         """Capture one full-batch `step` in a CUDA graph: (graph, its static index buffer), or
@@ -234,7 +328,7 @@ class _Runner:
         (a zeroed SGD momentum buffer or Adam moment is the same as a fresh one). An operator
         that must read a value back (nuclear's SVD) cannot be captured: the phase then runs
         eagerly and `step_mode` says why."""
-        state = list(self.model.state_dict().values())
+        state = list(model.state_dict().values())
         saved = [t.detach().clone() for t in state]
         idx = torch.arange(self.cfg.batch_size, device=self.device)
         graph: Any = None
@@ -298,7 +392,8 @@ def _lottery(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | No
     masks = r.projector.masks()
     r.rewind()
     apply_masks(r.model, masks)
-    r.run_phase("retrain", r.cfg.resolved_retrain_epochs, masks=masks)
+    r.run_phase("retrain", r.cfg.resolved_retrain_epochs, masks=masks,
+                compacted=COMPACT_RETRAIN)
     return masks
 
 
@@ -316,8 +411,33 @@ def _magnitude(r: _Runner, constrained: list[str]) -> dict[str, torch.Tensor] | 
     masks = magnitude_masks(r.model, target)
     r.rewind()
     apply_masks(r.model, masks)
-    r.run_phase("retrain", cfg.resolved_retrain_epochs, masks=masks)
+    r.run_phase("retrain", cfg.resolved_retrain_epochs, masks=masks,
+                compacted=COMPACT_RETRAIN)
     return masks
+
+
+def _fast_layout(device: torch.device, model: nn.Module) -> torch.memory_format | None:
+    """`CPU_CONV_LAYOUT` for a conv net on the CPU, None (default layout) otherwise."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return CPU_CONV_LAYOUT if device.type == "cpu" and has_conv else None
+
+
+def flush_denormal_enabled() -> bool:
+    """Does this thread flush subnormal floats to zero (`torch.set_flush_denormal`)?"""
+    tiny = torch.full((1,), 1e-40)  # a float32 subnormal, or 0 when flushing
+    return bool((tiny * torch.ones(1)).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormal() -> Iterator[None]:
+    """Flush subnormals to zero inside the block (where the CPU supports it), then restore
+    the previous setting, also when the block raises."""
+    previous = flush_denormal_enabled()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
 
 
 PROCEDURES: dict[str, Callable[[_Runner, list[str]], dict[str, torch.Tensor] | None]] = {
@@ -360,7 +480,7 @@ def train(
         )
     device = _resolve_device(config.device)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=fork_devices), flush_denormal():
         start = time.perf_counter()
         runner = _Runner(config, dataset, progress)
         if config.procedure == "magnitude" and config.layer_sparsity is not None:
@@ -374,6 +494,9 @@ def train(
             torch.cuda.synchronize(device)
         wall_time_s = time.perf_counter() - start
     runner.model.eval()
+    if runner.layout is not None:
+        runner.model.to(memory_format=torch.contiguous_format)  # the logical layout, stored
+
     return TrainResult(
         config=config,
         test_accuracy=runner.accuracies[-1],
@@ -381,7 +504,7 @@ def train(
         test_accuracy_per_epoch=runner.accuracies,
         model=runner.model,
         initial_state=runner.initial_state,
-        masks=None if masks is None else {k: v.cpu() for k, v in masks.items()},
+        masks=None if masks is None else {k: v.cpu().contiguous() for k, v in masks.items()},
         layers=layer_sparsity(runner.model, constrained),
         wall_time_s=wall_time_s,
         device=str(device),
@@ -391,4 +514,7 @@ def train(
         epoch_time_s=runner.epoch_times,
         constrained_layers=tuple(constrained),
         step_mode=runner.step_mode,
+        retrain_compacted=runner.retrain_compacted,
+        retrain_speedup_predicted=runner.retrain_predicted,
+        retrain_speedup_realised=runner.retrain_realised,
     )

@@ -110,7 +110,7 @@ class Projector:
         """Project every selected weight onto its ball now, in place (no autograd record)."""
         with torch.no_grad():
             for p in self._params:
-                p.copy_(self._fn(p.detach()))
+                p.copy_(self._fn(p.detach().contiguous()))  # logical layout, any format
 
     def attach(self, optimizer: torch.optim.Optimizer) -> Projector:
         """Project after every `optimizer.step()` (a step post-hook); returns self.
