@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from projlib.projections._l1_kernels import _FM, advise_hugepages
+from projlib.projections._l1_kernels import _FM
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -81,7 +81,7 @@ def group_maxbits_3d(bits, mask):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _group_apply_2d(x, t, op, out):  # pragma: no cover - compiled
+def group_apply_2d(x, t, op, out):  # pragma: no cover - compiled
     """out = soft(x, t_g) (op 0), clip(x, -t_g, t_g) (op 1) or x * t_g (op 2), x (A, G)."""
     A, G = x.shape
     for a in range(A):
@@ -98,8 +98,8 @@ def _group_apply_2d(x, t, op, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _group_apply_3d(x, t, op, out):  # pragma: no cover - compiled
-    """Same as _group_apply_2d for x (A, G, B)."""
+def group_apply_3d(x, t, op, out):  # pragma: no cover - compiled
+    """Same as group_apply_2d for x (A, G, B)."""
     A, G, B = x.shape
     for a in range(A):
         for g in range(G):
@@ -114,18 +114,6 @@ def _group_apply_3d(x, t, op, out):  # pragma: no cover - compiled
             else:
                 for b in range(B):
                     out[a, g, b] = x[a, g, b] * tg
-
-
-def group_apply_2d(x: np.ndarray, t: np.ndarray, op: int, out: np.ndarray) -> None:
-    """``_group_apply_2d`` into the fresh buffer ``out`` (``_l1_kernels.advise_hugepages``)."""
-    advise_hugepages(out)
-    _group_apply_2d(x, t, op, out)
-
-
-def group_apply_3d(x: np.ndarray, t: np.ndarray, op: int, out: np.ndarray) -> None:
-    """``_group_apply_3d`` into the fresh buffer ``out`` (``_l1_kernels.advise_hugepages``)."""
-    advise_hugepages(out)
-    _group_apply_3d(x, t, op, out)
 
 
 @njit(cache=True, nogil=True)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from projlib.projections._l1_kernels import _FM, advise_hugepages, bracket_tau
+from projlib.projections._l1_kernels import _FM, bracket_tau
 
 _MAX_PASSES = 40
 _GAP_FRACTION = 0.25  # see _candidates
@@ -803,8 +803,7 @@ def _l11_cols_apply(x, u, v, tol, k, out, block, entry_cost):  # pragma: no cove
 def l11_rows_apply(x: np.ndarray, u: np.ndarray, v: np.ndarray, tol: float, k: np.ndarray,
                    out: np.ndarray) -> None:
     """out[g] = soft(x[g], tau_g) for the rows of x (G, m) (``_l11_rows_apply``); ``out`` is
-    a fresh buffer (``_l1_kernels.advise_hugepages``)."""
-    advise_hugepages(out)
+    a fresh buffer."""
     _l11_rows_apply(x, u, v, tol, k, out)
 
 
@@ -814,6 +813,5 @@ def l11_cols_apply(x: np.ndarray, u: np.ndarray, v: np.ndarray, tol: float, k: n
     """out[:, g] = soft(x[:, g], tau_g) for the columns of x (A, G) (``_l11_cols_apply``),
     solved ``block`` columns at a time, open brackets collected once that costs less than
     another pass (``entry_cost``: 0 collects as soon as every open bracket is short, inf
-    never); ``out`` is a fresh buffer (``_l1_kernels.advise_hugepages``)."""
-    advise_hugepages(out)
+    never)."""
     _l11_cols_apply(x, u, v, tol, k, out, block, float(entry_cost))

@@ -21,9 +21,6 @@ the l1-ball projection (phi is convex, decreasing, piecewise linear):
 
 from __future__ import annotations
 
-import ctypes
-import sys
-
 import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
@@ -379,57 +376,11 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _soft_threshold(x, t, out):  # pragma: no cover - compiled
+def soft_threshold(x, t, out):  # pragma: no cover - compiled
+    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t.  O(n)."""
     for i in range(x.shape[0]):
         xi = x[i]
         out[i] = xi - min(max(xi, -t), t)
-
-
-def soft_threshold(x: np.ndarray, t: np.floating, out: np.ndarray) -> None:
-    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t.
-
-    ``out`` is a fresh output buffer: see :func:`advise_hugepages`.
-    """
-    advise_hugepages(out)
-    _soft_threshold(x, t, out)
-
-
-# Output buffers come from torch's CPU allocator, which maps large tensors with 4 KiB pages:
-# writing a fresh 80 MB output then costs ~20,000 page faults, more than the projection itself
-# (~40 ms against ~8 ms for the write).  numpy asks for transparent huge pages on its own large
-# arrays (madvise, arrays >= 4 MiB), so an np.abs reference pass does not pay them.  The kernels
-# that write a whole output give the same advice before the first write; it only concerns the
-# 2 MiB-aligned interior of the buffer, changes no value, and is a no-op where unsupported.
-_HUGEPAGE_MIN = 1 << 22  # bytes, numpy's threshold
-_HUGEPAGE = 1 << 21
-_MADV_HUGEPAGE = 14  # linux/mman.h
-
-
-def _madvise():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.madvise
-    except (OSError, AttributeError):  # pragma: no cover - exotic libc
-        return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MADVISE = _madvise()
-
-
-def advise_hugepages(a: np.ndarray) -> None:
-    """Advise transparent huge pages for the large, not yet written buffer ``a`` (Linux)."""
-    if _MADVISE is None or a.nbytes < _HUGEPAGE_MIN:
-        return
-    addr = a.ctypes.data
-    start = (addr + _HUGEPAGE - 1) & ~(_HUGEPAGE - 1)
-    end = (addr + a.nbytes) & ~(_HUGEPAGE - 1)
-    if end > start:
-        _MADVISE(start, end - start, _MADV_HUGEPAGE)  # failure only means no advice
 
 
 @njit(cache=True, nogil=True)

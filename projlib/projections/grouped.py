@@ -35,6 +35,7 @@ from projlib.projections._validate import (
     check_tensor,
     group_shape,
 )
+from projlib.projections.l1 import new_output
 
 _L1, _SQ, _MAX = 0, 1, 2  # group_stats kinds
 _SOFT, _CLIP, _SCALE = 0, 1, 2  # group_apply ops
@@ -71,7 +72,7 @@ def _stats(x3: np.ndarray, kind: int) -> np.ndarray:
 
 
 def _apply(x3: np.ndarray, t: np.ndarray, op: int, X: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(X)
+    out = new_output(X)
     o3 = out.numpy().reshape(x3.shape)
     A, G, B = x3.shape
     if B == 1:
@@ -187,12 +188,12 @@ def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple, **cols: float) -> torch.T
     tol = _L11_TOL[x3.dtype]
     k = _l11_kernels._consts(x3.dtype)
     if A == 1:  # groups are contiguous rows: solved in cache, written right away
-        out = torch.empty_like(X)
+        out = new_output(X)
         _l11_kernels.l11_rows_apply(x3.reshape(G, B), u, norms, tol, k,
                                     out.numpy().reshape(G, B))
         return out
     if B == 1:  # matrix columns: blocks of columns solved row-wise, no transpose
-        out = torch.empty_like(X)
+        out = new_output(X)
         _l11_kernels.l11_cols_apply(x3.reshape(A, G), u, norms, tol, k,
                                     out.numpy().reshape(A, G), **cols)
         return out
