@@ -1,9 +1,19 @@
 """Numba CPU kernels for the grouped constraints (l21, l11, l1inf, l1inf_bilevel).
 
-Same conventions as ``_l1_kernels`` (lazy compilation cached on disk, float64 accumulation).
-A weight is viewed as X (A, G, B) with group g = X[:, g, :] (see ``_validate.group_shape``);
-when B == 1 the callers pass the 2-D (A, G) view instead so the inner loop runs over the
-contiguous group index and vectorises.
+Contract.  A weight is viewed as X (A, G, B), C-contiguous float32 or float64, with group
+g = X[:, g, :] (see ``_validate.group_shape``); when B == 1 the callers pass the 2-D (A, G)
+view instead so the inner loop runs over the contiguous group index and vectorises.  Group
+statistics are accumulated in float64 (maxima on the bit patterns, exact; NaN and inf
+propagate so the caller can reject them); ``group_apply_*`` write x's dtype with the
+per-group parameter the caller has already rounded toward the feasible side.
+``l1inf_newton_sorted`` gives the exact clip levels of the l1,inf projection (to float64
+rounding); its sort-based reference is ``_torch_ops.project_l1inf``.
+
+Complexity.  ``group_stats_*``, ``group_maxbits_*``, ``group_apply_*``, ``gather_groups``,
+``transpose_abs``: one pass over X, O(A G B).  ``l1inf_newton_sorted``: O(G m) in all plus
+O(G) per Newton step, on rows already sorted (m = A B).
+
+Same conventions as ``_l1_kernels`` (lazy compilation cached on disk).
 """
 
 from __future__ import annotations

@@ -1,22 +1,32 @@
 """Numba CPU kernels for l1-ball thresholds, on zero-copy numpy views of CPU tensors.
 
+Contract.  In: a contiguous 1-D float32 or float64 array x (finite entries, or the kernels
+return a non-finite sum for the caller to reject) and a radius r >= 0.  Out: the soft
+threshold tau >= 0 with phi(tau) = sum_i max(|x_i| - tau, 0) = r whenever sum |x| > r > 0,
+exact to float64 rounding (every guess below is verified; norms, sums and tau are
+accumulated in float64 whatever x's dtype).  The sort-based reference is
+``_torch_ops.project_l1`` (Held, Wolfe & Crowder 1974), which the tests compare against.
+
+Complexity.  ``l1_tau``: observed O(n), one read pass plus work on a narrow band of entries
+(usually a few % of n); worst case (every guess wrong) three read passes and O(n) on the
+band.  ``soft_threshold``: one read/write pass.  ``condat_tau``, ``simplex_tau``: observed
+O(n), worst case O(n^2) (Condat 2016).  ``bracket_tau``: 3-6 passes over a short row.
+
 All kernels are compiled lazily with ``cache=True``: the first call in a fresh install compiles
 (about a second per kernel and dtype) and writes the machine code to ``__pycache__``; later
 processes load it in milliseconds.  :func:`projlib.projections.warmup` triggers every
 compilation up front (the benchmarks call it in ``setup``) so compile time never lands in a
-timing.  Thresholds and norms are accumulated in float64 whatever the input dtype.
+timing.
 
-Every kernel finds tau with phi(tau) = sum_i max(|x_i| - tau, 0) = r, the soft threshold of
-the l1-ball projection (phi is convex, decreasing, piecewise linear):
+Every kernel finds tau with phi(tau) = r (phi is convex, decreasing, piecewise linear):
 
 * ``l1_tau`` (long vectors): bounds guessed on a strided sample, one vectorised read pass
   that also collects the narrow band of entries between them, Newton/Michelot on the band.
-  Observed O(n): one read pass (the projection adds one read/write pass for the result).
   Guesses are verified, so they only ever cost time.
-* ``bracket_tau`` (short rows in cache, the groups of l11): Newton from below and a secant
-  from above evaluated in the same vectorised pass, 3-6 passes.
+* ``bracket_tau`` (short rows in cache; the fallback of the l11 kernels): Newton from below
+  and a secant from above evaluated in the same vectorised pass.
 * ``condat_tau``: L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
-  Program. 158, 2016 (observed O(n)); used for the simplex and for samples.
+  Program. 158, 2016; used for the simplex and for samples.
 """
 
 from __future__ import annotations
