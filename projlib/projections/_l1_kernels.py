@@ -164,27 +164,17 @@ def _filter_pass(x, low, high, cap):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _band_collect(x, low, high, n_band, n_above_low):  # pragma: no cover - compiled
-    """The n_band values |x_i| in (low, high], as float64.
-
-    When few entries exceed ``low`` (under 2 %, ``n_above_low``) one well-predicted branch
-    per entry; otherwise a branch-free store (c[k] always written, k advanced only for a band
-    entry), since a mispredicted branch costs more than the store.
-    """
+def _band_collect(x, low, high, n_band):  # pragma: no cover - compiled
+    """The n_band values |x_i| in (low, high], as float64, in one pass: a branch-free store
+    (c[k] always written, k advanced only for a band entry), since a mispredicted branch
+    costs more than the store."""
     n = x.shape[0]
     c = np.empty(n_band + 1, np.float64)
     k = 0
-    if n_above_low * 50 < n:
-        for i in range(n):
-            y = abs(np.float64(x[i]))
-            if (y > low) & (y <= high):
-                c[k] = y
-                k += 1
-    else:
-        for i in range(n):
-            y = abs(np.float64(x[i]))
-            c[k] = y
-            k += (y > low) & (y <= high)
+    for i in range(n):
+        y = abs(np.float64(x[i]))
+        c[k] = y
+        k += (y > low) & (y <= high)
     return c[:k]
 
 
@@ -278,7 +268,7 @@ def _sample_bounds(x, radius):  # pragma: no cover - compiled
     by 1 + 4 / sqrt(k) + 16 / k for the low (high) guess (the 16 / k term because with few
     sample actives the sample's largest entries may well exceed tau).  With fewer than 64
     sample actives no high guess is made (+inf).  Wrong guesses cost time, never
-    correctness: ``l1_tau`` verifies them (and retries with ``_sample_low2``).  Michelot
+    correctness: ``l1_tau`` verifies them (and falls back to proven bounds).  Michelot
     runs start from proven lower bounds: max|y| - r, (sum y - r) / n, and a Newton step
     from the right for the inflated radius.
     """
@@ -309,25 +299,6 @@ def _sample_bounds(x, radius):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _sample_low2(x, radius):  # pragma: no cover - compiled
-    """The second guess of a lower bound (sample radius inflated 8x further), -1 if none."""
-    n = x.shape[0]
-    if n // _SAMPLE < 4:
-        return -1.0
-    ys, total, ymax = _sample(x)
-    ns = ys.shape[0]
-    rs = radius * ns / n
-    if not (total > rs) or rs <= 0.0:
-        return -1.0
-    _tau, k = _threshold_of(ys, total, ymax, rs)
-    r8 = 8.0 * rs * (1.0 + 4.0 / np.sqrt(max(k, 1)) + 16.0 / max(k, 1))
-    if not (total > r8):
-        return -1.0
-    low2, _ = _michelot(ys, max(ymax - r8, (total - r8) / ns), 0.0, 0, r8)
-    return low2
-
-
-@njit(cache=True, nogil=True)
 def l1_tau(x, radius):  # pragma: no cover - compiled
     """(sum|x|, tau): the l1-ball threshold of x at ``radius`` (tau meaningful if sum > radius).
 
@@ -337,11 +308,10 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
     2. one read pass (``_filter_pass``): sum |x|, the sum/count of the |x| > high (surely
        active) and the band (low, high] itself (entries <= tau are never active, so
        dropping them is exact), collected from the chunks that hold band entries only;
-    3. verify phi(low) >= radius >= phi(high); if a guess fails, redo 2 with the second guess
-       (``_sample_low2``, +inf), then with the proven bounds
-       low = max(max|x| - r, (sum|x| - r) / n), high = +inf (directly for a vector too short
-       to sample); without a guessed band size the band is counted first and collected by
-       ``_band_collect``;
+    3. verify phi(low) >= radius >= phi(high); if a guess fails, redo 2 with the proven
+       bounds low = max(max|x| - r, (sum|x| - r) / n), high = +inf (directly for a vector too
+       short to sample); without a guessed band size the band is counted first and collected
+       by ``_band_collect``;
     4. Newton/Michelot on the band from low (``_michelot``): exact at termination.
     Cost: one read pass over x plus work on the band only (usually a few % of x): observed
     O(n).
@@ -349,15 +319,10 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
     n = x.shape[0]
     low, high, band = _sample_bounds(x, radius)
     total = 0.0
-    # attempt 0: the sample's guesses; 1: the second guess; 2: proven bounds (also the only
-    # attempt for vectors too short to sample)
-    for attempt in range(0 if low >= 0.0 else 2, 3):
+    # attempt 0: the sample's guesses; 1: proven bounds (also the only attempt for vectors
+    # too short to sample)
+    for attempt in range(0 if low >= 0.0 else 1, 2):
         if attempt == 1:
-            low = _sample_low2(x, radius)
-            if low < 0.0:
-                continue
-            high, band = np.inf, -1.0
-        elif attempt == 2:
             total = 0.0
             top = 0.0  # a float max does not vectorise; this path is rare (or n is small)
             for i in range(n):
@@ -373,8 +338,8 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
         if not (total > radius) or radius <= 0.0 or not np.isfinite(total):
             return total, 0.0
         if not full:
-            c = _band_collect(x, low, high, int(n_band), int(n_band + n_hi))
-        if attempt == 2:
+            c = _band_collect(x, low, high, int(n_band))
+        if attempt == 1:
             break
         phi_low = s_hi - n_hi * low
         for j in range(c.shape[0]):
