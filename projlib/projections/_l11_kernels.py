@@ -7,7 +7,7 @@ phi_g(tau_g) = sum_i max(|x_gi| - tau_g, 0) = u_g, exact to float64 rounding (th
 the sort-based reference, ``_torch_ops.project_l11``, computes up to the order of its float64
 sums), and the output x_g - clip(x_g, -t_g, t_g) with t_g = tau_g rounded up to x's dtype
 (the feasible side; u_g = 0 gives zeros), as ``grouped._apply`` / ``_cast`` do.  Groups of
-at least 2**24 entries go to ``_l1_kernels.bracket_tau`` (counts would not be exact in
+at least 2**24 entries go to ``_l1_kernels.l1_tau`` (counts would not be exact in
 float32).
 
 Complexity.  Observed O(numel): per surviving group 2-4 vectorised passes over its entries
@@ -33,7 +33,7 @@ proven lower bound theta / m, and the groups already solved predict the next one
    phi(high) and gives tau = (S - u_g) / count.  After a ``_near`` point, or should phase 1's
    rounding have misplaced a bound, ``_exact_tau``: sum and counts around the bracket widened
    by a slack, then Michelot's Newton iteration in float64 from a verified lower bound (exact
-   at termination), or, should even that fail, ``bracket_tau``.  Phase 1's rounding therefore
+   at termination), or, should even that fail, ``_l1_kernels.l1_tau``.  Phase 1's rounding therefore
    never reaches tau.
 
 ``l11_rows_apply`` solves rows in cache and writes each output row right away (groups = rows);
@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from projlib.projections._l1_kernels import _FM, bracket_tau
+from projlib.projections._l1_kernels import _FM, l1_tau
 
 _MAX_PASSES = 40
 _GAP_FRACTION = 0.25  # see _candidates
@@ -178,7 +178,7 @@ def _exact_tau(y, r, v, low, s_lo, c_lo, high, tol):  # pragma: no cover - compi
                 return t, c2
             t = nt
             c = c2
-    return bracket_tau(y, r, v), c
+    return l1_tau(y, r)[1], c
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -269,9 +269,9 @@ def _row_tau(y, r, v, pred, err, tol):  # pragma: no cover - compiled
     2-4 passes of ``_eval2`` and one float64 pass, O(len(y)) each."""
     m = y.shape[0]
     if not (v > r) or not (r > 0.0) or m >= 1 << 24:
-        return bracket_tau(y, r, v), 1.0
+        return l1_tau(y, r)[1], 1.0
     low = max((v - r) / m, 0.0)  # proven: sum min(|y|, tau) = v - r <= m tau
-    if m == 1:  # exact (and what bracket_tau returns)
+    if m == 1:  # exact
         return low, 1.0
     p1, p2 = _first_points(low, pred, err)
     p1 = np.float64(_cast_down(p1, y))  # theta / m stays a proven lower bound
@@ -553,7 +553,7 @@ def _cols_start(x, u, v, hist, n_hist, err, st, ta, tb, tau):  # pragma: no cove
             tb[g] = x.dtype.type(p2)
             n_open += 1
         else:
-            tau[g] = bracket_tau(x[:, g], u[g], v[g])
+            tau[g] = l1_tau(x[:, g], u[g])[1]
     return n_open
 
 

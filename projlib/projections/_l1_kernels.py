@@ -10,7 +10,7 @@ accumulated in float64 whatever x's dtype).  The sort-based reference is
 Complexity.  ``l1_tau``: observed O(n), one read pass plus work on a narrow band of entries
 (usually a few % of n); worst case (every guess wrong) three read passes and O(n) on the
 band.  ``soft_threshold``: one read/write pass.  ``condat_tau``, ``simplex_tau``: observed
-O(n), worst case O(n^2) (Condat 2016).  ``bracket_tau``: 3-6 passes over a short row.
+O(n), worst case O(n^2) (Condat 2016).
 
 All kernels are compiled lazily with ``cache=True``: the first call in a fresh install compiles
 (about a second per kernel and dtype) and writes the machine code to ``__pycache__``; later
@@ -23,8 +23,6 @@ Every kernel finds tau with phi(tau) = r (phi is convex, decreasing, piecewise l
 * ``l1_tau`` (long vectors): bounds guessed on a strided sample, one vectorised read pass
   that also collects the narrow band of entries between them, Newton/Michelot on the band.
   Guesses are verified, so they only ever cost time.
-* ``bracket_tau`` (short rows in cache; the fallback of the l11 kernels): Newton from below
-  and a secant from above evaluated in the same vectorised pass.
 * ``condat_tau``: L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
   Program. 158, 2016; used for the simplex and for samples.
 """
@@ -375,65 +373,3 @@ def simplex_tau(x, radius):  # pragma: no cover - compiled
     vt = np.empty(n, np.float64)
     tau, _ = condat_tau(y, radius, v, vt)
     return tau + shift
-
-
-# Kernels below that are only reached once the input's norm was found finite may use the
-# full fast-math flags (no NaN/inf), which lets LLVM vectorise max reductions.
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def bracket_tau(y, radius, total):  # pragma: no cover - compiled
-    """l1-ball threshold tau of |y| (sum |y| = total > radius > 0), for short rows in cache.
-
-    phi(t) = sum max(|y| - t, 0) is convex, decreasing, piecewise linear and phi(tau) = radius.
-    Each pass evaluates phi at two points at once: a Newton step from the lower bound L
-    (never overshoots: a lower bound again) and the chord (secant) between L and the upper
-    bound H (the chord lies above phi: an upper bound again).  When no entry is left in
-    (L, H] the active set is known and tau = (sum of the |y| > L - r) / their count, exactly;
-    when the Newton step stalls, tau = L.  Start: L = (total - r) / m, H = max |y|.
-    Observed 3-6 vectorised passes over the row whatever the radius.
-    """
-    m = y.shape[0]
-    low = max((total - radius) / m, 0.0)
-    # float 0/1 masks multiplied in (not int counters or selects): this form vectorises
-    s_lo = 0.0
-    c_lo = 0.0
-    top = 0.0
-    for j in range(m):
-        yj = abs(np.float64(y[j]))
-        mask = 1.0 if yj > low else 0.0
-        s_lo += yj * mask
-        c_lo += mask
-        top = max(top, yj)
-    high = top
-    s_hi = 0.0
-    c_hi = 0.0
-    for _ in range(200):
-        if c_lo == c_hi or c_lo == 0.0:
-            break
-        a = (s_lo - radius) / c_lo  # Newton from low
-        if not (a > low):
-            return low
-        phi_lo = s_lo - c_lo * low
-        phi_hi = s_hi - c_hi * high
-        b = low + (phi_lo - radius) * (high - low) / (phi_lo - phi_hi)
-        b = min(max(b, a), high)
-        sa = 0.0
-        ca = 0.0
-        sb = 0.0
-        cb = 0.0
-        for j in range(m):
-            yj = abs(np.float64(y[j]))
-            ma = 1.0 if yj > a else 0.0
-            mb = 1.0 if yj > b else 0.0
-            sa += yj * ma
-            ca += ma
-            sb += yj * mb
-            cb += mb
-        if not (sa - ca * a >= radius):  # rounding pushed a past tau: keep the old bound
-            return low if c_lo == 0.0 else max(low, (s_lo - radius) / c_lo)
-        low, s_lo, c_lo = a, sa, ca
-        high, s_hi, c_hi = b, sb, cb
-    if c_lo == 0.0:
-        return low
-    return max(low, (s_lo - radius) / c_lo)

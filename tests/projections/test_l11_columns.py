@@ -52,3 +52,24 @@ def test_column_pass_sums_are_as_accurate_as_the_slack_assumes(kind):
         exact = np.where(above, ax, 0.0).sum(axis=0)
         np.testing.assert_array_equal(counts, above.sum(axis=0))  # counts are exact
         assert float((np.abs(np.asarray(sums, np.float64) - exact) / exact).max()) <= bound
+
+
+def _sorted_threshold(y: np.ndarray, r: float) -> float:
+    """Reference: the l1-ball threshold of |y| at radius r, by sorting (float64)."""
+    a = np.sort(np.abs(y).astype(np.float64))[::-1]
+    t = (np.cumsum(a) - r) / np.arange(1, a.size + 1)
+    return float(t[np.flatnonzero(t < a)[-1]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_misplaced_bracket_falls_back_to_the_exact_l1_kernel(dtype):
+    """Phase 2 handed a bracket wholly above tau (as if phase 1's rounding had misplaced
+    both bounds) finds its checks fail and takes ``_l1_kernels.l1_tau``: still exact."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        y = rng.standard_normal(int(rng.integers(2, 3000))).astype(dtype)
+        v = float(np.abs(y.astype(np.float64)).sum())
+        r = float(rng.uniform(0.01, 0.9)) * v
+        tau = _sorted_threshold(y, r)
+        got, _c = _l11_kernels._exact_tau(y, r, v, 3 * tau + 1, v, 1.0, 3 * tau + 2, 1e-6)
+        assert got == pytest.approx(tau, rel=1e-12)
