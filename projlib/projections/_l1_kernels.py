@@ -358,7 +358,8 @@ def soft_threshold(x, t, out):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def simplex_tau(x, radius):  # pragma: no cover - compiled
-    """tau with sum(max(x - tau, 0)) = radius for any real x and radius > 0 (Condat 2016)."""
+    """tau with sum(max(x - tau, 0)) = radius for any real x and radius > 0 (Condat 2016),
+    exact to float64 rounding; observed O(n), worst case O(n^2), two float64 copies."""
     n = x.shape[0]
     lo = np.float64(x[0])
     for i in range(n):
