@@ -1,9 +1,19 @@
 """Numba CPU kernels for the grouped constraints (l21, l11, l1inf, l1inf_bilevel).
 
-Same conventions as ``_l1_kernels`` (lazy compilation cached on disk, float64 accumulation).
-A weight is viewed as X (A, G, B) with group g = X[:, g, :] (see ``_validate.group_shape``);
-when B == 1 the callers pass the 2-D (A, G) view instead so the inner loop runs over the
-contiguous group index and vectorises.
+Contract.  A weight is viewed as X (A, G, B), C-contiguous float32 or float64, with group
+g = X[:, g, :] (see ``_validate.group_shape``); when B == 1 the callers pass the 2-D (A, G)
+view instead so the inner loop runs over the contiguous group index and vectorises.  Group
+statistics are accumulated in float64 (maxima on the bit patterns, exact; NaN and inf
+propagate so the caller can reject them); ``group_apply_*`` write x's dtype with the
+per-group parameter the caller has already rounded toward the feasible side.
+``l1inf_newton_sorted`` gives the exact clip levels of the l1,inf projection (to float64
+rounding); its sort-based reference is ``_torch_ops.project_l1inf``.
+
+Complexity.  ``group_stats_*``, ``group_maxbits_*``, ``group_apply_*``, ``gather_groups``,
+``transpose_abs``: one pass over X, O(A G B).  ``l1inf_newton_sorted``: O(G m) in all plus
+O(G) per Newton step, on rows already sorted (m = A B).
+
+Same conventions as ``_l1_kernels`` (lazy compilation cached on disk).
 """
 
 from __future__ import annotations
@@ -11,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from projlib.projections._l1_kernels import _FM, advise_hugepages
+from projlib.projections._l1_kernels import _FM
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
@@ -81,7 +91,7 @@ def group_maxbits_3d(bits, mask):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _group_apply_2d(x, t, op, out):  # pragma: no cover - compiled
+def group_apply_2d(x, t, op, out):  # pragma: no cover - compiled
     """out = soft(x, t_g) (op 0), clip(x, -t_g, t_g) (op 1) or x * t_g (op 2), x (A, G)."""
     A, G = x.shape
     for a in range(A):
@@ -98,8 +108,8 @@ def _group_apply_2d(x, t, op, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _group_apply_3d(x, t, op, out):  # pragma: no cover - compiled
-    """Same as _group_apply_2d for x (A, G, B)."""
+def group_apply_3d(x, t, op, out):  # pragma: no cover - compiled
+    """Same as group_apply_2d for x (A, G, B)."""
     A, G, B = x.shape
     for a in range(A):
         for g in range(G):
@@ -114,18 +124,6 @@ def _group_apply_3d(x, t, op, out):  # pragma: no cover - compiled
             else:
                 for b in range(B):
                     out[a, g, b] = x[a, g, b] * tg
-
-
-def group_apply_2d(x: np.ndarray, t: np.ndarray, op: int, out: np.ndarray) -> None:
-    """``_group_apply_2d`` into the fresh buffer ``out`` (``_l1_kernels.advise_hugepages``)."""
-    advise_hugepages(out)
-    _group_apply_2d(x, t, op, out)
-
-
-def group_apply_3d(x: np.ndarray, t: np.ndarray, op: int, out: np.ndarray) -> None:
-    """``_group_apply_3d`` into the fresh buffer ``out`` (``_l1_kernels.advise_hugepages``)."""
-    advise_hugepages(out)
-    _group_apply_3d(x, t, op, out)
 
 
 @njit(cache=True, nogil=True)

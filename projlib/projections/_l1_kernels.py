@@ -1,28 +1,33 @@
 """Numba CPU kernels for l1-ball thresholds, on zero-copy numpy views of CPU tensors.
 
+Contract.  In: a contiguous 1-D float32 or float64 array x (finite entries, or the kernels
+return a non-finite sum for the caller to reject) and a radius r >= 0.  Out: the soft
+threshold tau >= 0 with phi(tau) = sum_i max(|x_i| - tau, 0) = r whenever sum |x| > r > 0,
+exact to float64 rounding (every guess below is verified; norms, sums and tau are
+accumulated in float64 whatever x's dtype).  The sort-based reference is
+``_torch_ops.project_l1`` (Held, Wolfe & Crowder 1974), which the tests compare against.
+
+Complexity.  ``l1_tau``: observed O(n), one read pass plus work on a narrow band of entries
+(usually a few % of n); worst case (every guess wrong) three read passes and O(n) on the
+band.  ``soft_threshold``: one read/write pass.  ``condat_tau``, ``simplex_tau``: observed
+O(n), worst case O(n^2) (Condat 2016).
+
 All kernels are compiled lazily with ``cache=True``: the first call in a fresh install compiles
 (about a second per kernel and dtype) and writes the machine code to ``__pycache__``; later
 processes load it in milliseconds.  :func:`projlib.projections.warmup` triggers every
 compilation up front (the benchmarks call it in ``setup``) so compile time never lands in a
-timing.  Thresholds and norms are accumulated in float64 whatever the input dtype.
+timing.
 
-Every kernel finds tau with phi(tau) = sum_i max(|x_i| - tau, 0) = r, the soft threshold of
-the l1-ball projection (phi is convex, decreasing, piecewise linear):
+Every kernel finds tau with phi(tau) = r (phi is convex, decreasing, piecewise linear):
 
 * ``l1_tau`` (long vectors): bounds guessed on a strided sample, one vectorised read pass
   that also collects the narrow band of entries between them, Newton/Michelot on the band.
-  Observed O(n): one read pass (the projection adds one read/write pass for the result).
   Guesses are verified, so they only ever cost time.
-* ``bracket_tau`` (short rows in cache, the groups of l11): Newton from below and a secant
-  from above evaluated in the same vectorised pass, 3-6 passes.
 * ``condat_tau``: L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
-  Program. 158, 2016 (observed O(n)); used for the simplex and for samples.
+  Program. 158, 2016; used for the simplex and for samples.
 """
 
 from __future__ import annotations
-
-import ctypes
-import sys
 
 import numpy as np
 from numba import njit
@@ -157,27 +162,17 @@ def _filter_pass(x, low, high, cap):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _band_collect(x, low, high, n_band, n_above_low):  # pragma: no cover - compiled
-    """The n_band values |x_i| in (low, high], as float64.
-
-    When few entries exceed ``low`` (under 2 %, ``n_above_low``) one well-predicted branch
-    per entry; otherwise a branch-free store (c[k] always written, k advanced only for a band
-    entry), since a mispredicted branch costs more than the store.
-    """
+def _band_collect(x, low, high, n_band):  # pragma: no cover - compiled
+    """The n_band values |x_i| in (low, high], as float64, in one pass: a branch-free store
+    (c[k] always written, k advanced only for a band entry), since a mispredicted branch
+    costs more than the store."""
     n = x.shape[0]
     c = np.empty(n_band + 1, np.float64)
     k = 0
-    if n_above_low * 50 < n:
-        for i in range(n):
-            y = abs(np.float64(x[i]))
-            if (y > low) & (y <= high):
-                c[k] = y
-                k += 1
-    else:
-        for i in range(n):
-            y = abs(np.float64(x[i]))
-            c[k] = y
-            k += (y > low) & (y <= high)
+    for i in range(n):
+        y = abs(np.float64(x[i]))
+        c[k] = y
+        k += (y > low) & (y <= high)
     return c[:k]
 
 
@@ -271,7 +266,7 @@ def _sample_bounds(x, radius):  # pragma: no cover - compiled
     by 1 + 4 / sqrt(k) + 16 / k for the low (high) guess (the 16 / k term because with few
     sample actives the sample's largest entries may well exceed tau).  With fewer than 64
     sample actives no high guess is made (+inf).  Wrong guesses cost time, never
-    correctness: ``l1_tau`` verifies them (and retries with ``_sample_low2``).  Michelot
+    correctness: ``l1_tau`` verifies them (and falls back to proven bounds).  Michelot
     runs start from proven lower bounds: max|y| - r, (sum y - r) / n, and a Newton step
     from the right for the inflated radius.
     """
@@ -302,25 +297,6 @@ def _sample_bounds(x, radius):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _sample_low2(x, radius):  # pragma: no cover - compiled
-    """The second guess of a lower bound (sample radius inflated 8x further), -1 if none."""
-    n = x.shape[0]
-    if n // _SAMPLE < 4:
-        return -1.0
-    ys, total, ymax = _sample(x)
-    ns = ys.shape[0]
-    rs = radius * ns / n
-    if not (total > rs) or rs <= 0.0:
-        return -1.0
-    _tau, k = _threshold_of(ys, total, ymax, rs)
-    r8 = 8.0 * rs * (1.0 + 4.0 / np.sqrt(max(k, 1)) + 16.0 / max(k, 1))
-    if not (total > r8):
-        return -1.0
-    low2, _ = _michelot(ys, max(ymax - r8, (total - r8) / ns), 0.0, 0, r8)
-    return low2
-
-
-@njit(cache=True, nogil=True)
 def l1_tau(x, radius):  # pragma: no cover - compiled
     """(sum|x|, tau): the l1-ball threshold of x at ``radius`` (tau meaningful if sum > radius).
 
@@ -330,11 +306,10 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
     2. one read pass (``_filter_pass``): sum |x|, the sum/count of the |x| > high (surely
        active) and the band (low, high] itself (entries <= tau are never active, so
        dropping them is exact), collected from the chunks that hold band entries only;
-    3. verify phi(low) >= radius >= phi(high); if a guess fails, redo 2 with the second guess
-       (``_sample_low2``, +inf), then with the proven bounds
-       low = max(max|x| - r, (sum|x| - r) / n), high = +inf (directly for a vector too short
-       to sample); without a guessed band size the band is counted first and collected by
-       ``_band_collect``;
+    3. verify phi(low) >= radius >= phi(high); if a guess fails, redo 2 with the proven
+       bounds low = max(max|x| - r, (sum|x| - r) / n), high = +inf (directly for a vector too
+       short to sample); without a guessed band size the band is counted first and collected
+       by ``_band_collect``;
     4. Newton/Michelot on the band from low (``_michelot``): exact at termination.
     Cost: one read pass over x plus work on the band only (usually a few % of x): observed
     O(n).
@@ -342,15 +317,10 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
     n = x.shape[0]
     low, high, band = _sample_bounds(x, radius)
     total = 0.0
-    # attempt 0: the sample's guesses; 1: the second guess; 2: proven bounds (also the only
-    # attempt for vectors too short to sample)
-    for attempt in range(0 if low >= 0.0 else 2, 3):
+    # attempt 0: the sample's guesses; 1: proven bounds (also the only attempt for vectors
+    # too short to sample)
+    for attempt in range(0 if low >= 0.0 else 1, 2):
         if attempt == 1:
-            low = _sample_low2(x, radius)
-            if low < 0.0:
-                continue
-            high, band = np.inf, -1.0
-        elif attempt == 2:
             total = 0.0
             top = 0.0  # a float max does not vectorise; this path is rare (or n is small)
             for i in range(n):
@@ -366,8 +336,8 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
         if not (total > radius) or radius <= 0.0 or not np.isfinite(total):
             return total, 0.0
         if not full:
-            c = _band_collect(x, low, high, int(n_band), int(n_band + n_hi))
-        if attempt == 2:
+            c = _band_collect(x, low, high, int(n_band))
+        if attempt == 1:
             break
         phi_low = s_hi - n_hi * low
         for j in range(c.shape[0]):
@@ -379,62 +349,17 @@ def l1_tau(x, radius):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=_FM)
-def _soft_threshold(x, t, out):  # pragma: no cover - compiled
+def soft_threshold(x, t, out):  # pragma: no cover - compiled
+    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t.  O(n)."""
     for i in range(x.shape[0]):
         xi = x[i]
         out[i] = xi - min(max(xi, -t), t)
 
 
-def soft_threshold(x: np.ndarray, t: np.floating, out: np.ndarray) -> None:
-    """out = x - clip(x, -t, t) = sign(x) max(|x| - t, 0); exact +0.0 where |x| <= t.
-
-    ``out`` is a fresh output buffer: see :func:`advise_hugepages`.
-    """
-    advise_hugepages(out)
-    _soft_threshold(x, t, out)
-
-
-# Output buffers come from torch's CPU allocator, which maps large tensors with 4 KiB pages:
-# writing a fresh 80 MB output then costs ~20,000 page faults, more than the projection itself
-# (~40 ms against ~8 ms for the write).  numpy asks for transparent huge pages on its own large
-# arrays (madvise, arrays >= 4 MiB), so an np.abs reference pass does not pay them.  The kernels
-# that write a whole output give the same advice before the first write; it only concerns the
-# 2 MiB-aligned interior of the buffer, changes no value, and is a no-op where unsupported.
-_HUGEPAGE_MIN = 1 << 22  # bytes, numpy's threshold
-_HUGEPAGE = 1 << 21
-_MADV_HUGEPAGE = 14  # linux/mman.h
-
-
-def _madvise():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.madvise
-    except (OSError, AttributeError):  # pragma: no cover - exotic libc
-        return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MADVISE = _madvise()
-
-
-def advise_hugepages(a: np.ndarray) -> None:
-    """Advise transparent huge pages for the large, not yet written buffer ``a`` (Linux)."""
-    if _MADVISE is None or a.nbytes < _HUGEPAGE_MIN:
-        return
-    addr = a.ctypes.data
-    start = (addr + _HUGEPAGE - 1) & ~(_HUGEPAGE - 1)
-    end = (addr + a.nbytes) & ~(_HUGEPAGE - 1)
-    if end > start:
-        _MADVISE(start, end - start, _MADV_HUGEPAGE)  # failure only means no advice
-
-
 @njit(cache=True, nogil=True)
 def simplex_tau(x, radius):  # pragma: no cover - compiled
-    """tau with sum(max(x - tau, 0)) = radius for any real x and radius > 0 (Condat 2016)."""
+    """tau with sum(max(x - tau, 0)) = radius for any real x and radius > 0 (Condat 2016),
+    exact to float64 rounding; observed O(n), worst case O(n^2), two float64 copies."""
     n = x.shape[0]
     lo = np.float64(x[0])
     for i in range(n):
@@ -449,65 +374,3 @@ def simplex_tau(x, radius):  # pragma: no cover - compiled
     vt = np.empty(n, np.float64)
     tau, _ = condat_tau(y, radius, v, vt)
     return tau + shift
-
-
-# Kernels below that are only reached once the input's norm was found finite may use the
-# full fast-math flags (no NaN/inf), which lets LLVM vectorise max reductions.
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def bracket_tau(y, radius, total):  # pragma: no cover - compiled
-    """l1-ball threshold tau of |y| (sum |y| = total > radius > 0), for short rows in cache.
-
-    phi(t) = sum max(|y| - t, 0) is convex, decreasing, piecewise linear and phi(tau) = radius.
-    Each pass evaluates phi at two points at once: a Newton step from the lower bound L
-    (never overshoots: a lower bound again) and the chord (secant) between L and the upper
-    bound H (the chord lies above phi: an upper bound again).  When no entry is left in
-    (L, H] the active set is known and tau = (sum of the |y| > L - r) / their count, exactly;
-    when the Newton step stalls, tau = L.  Start: L = (total - r) / m, H = max |y|.
-    Observed 3-6 vectorised passes over the row whatever the radius.
-    """
-    m = y.shape[0]
-    low = max((total - radius) / m, 0.0)
-    # float 0/1 masks multiplied in (not int counters or selects): this form vectorises
-    s_lo = 0.0
-    c_lo = 0.0
-    top = 0.0
-    for j in range(m):
-        yj = abs(np.float64(y[j]))
-        mask = 1.0 if yj > low else 0.0
-        s_lo += yj * mask
-        c_lo += mask
-        top = max(top, yj)
-    high = top
-    s_hi = 0.0
-    c_hi = 0.0
-    for _ in range(200):
-        if c_lo == c_hi or c_lo == 0.0:
-            break
-        a = (s_lo - radius) / c_lo  # Newton from low
-        if not (a > low):
-            return low
-        phi_lo = s_lo - c_lo * low
-        phi_hi = s_hi - c_hi * high
-        b = low + (phi_lo - radius) * (high - low) / (phi_lo - phi_hi)
-        b = min(max(b, a), high)
-        sa = 0.0
-        ca = 0.0
-        sb = 0.0
-        cb = 0.0
-        for j in range(m):
-            yj = abs(np.float64(y[j]))
-            ma = 1.0 if yj > a else 0.0
-            mb = 1.0 if yj > b else 0.0
-            sa += yj * ma
-            ca += ma
-            sb += yj * mb
-            cb += mb
-        if not (sa - ca * a >= radius):  # rounding pushed a past tau: keep the old bound
-            return low if c_lo == 0.0 else max(low, (s_lo - radius) / c_lo)
-        low, s_lo, c_lo = a, sa, ca
-        high, s_hi, c_hi = b, sb, cb
-    if c_lo == 0.0:
-        return low
-    return max(low, (s_lo - radius) / c_lo)

@@ -1,7 +1,10 @@
 """Pure-torch kernels: the path taken for tensors that are not on the CPU (CUDA).
 
-They also run on CPU tensors, which is how the tests cross-check them against the numba
-kernels used there (``tests/projections/helpers.torch_path``).
+They are also each constraint's reference path: sort-based, the formulas of
+docs/METHOD.md §2 as written (one sort + cumsum + ``searchsorted`` per threshold, an SVD for
+the nuclear ball), O(n log n), exact to float64 rounding.  They run on CPU tensors too, which
+is how the tests cross-check them against the numba kernels used there
+(``tests/projections/helpers.torch_path``).
 
 GPU design: no host synchronisation, few passes over the data, static shapes.
 

@@ -35,6 +35,7 @@ from projlib.projections._validate import (
     check_tensor,
     group_shape,
 )
+from projlib.projections.l1 import new_output
 
 _L1, _SQ, _MAX = 0, 1, 2  # group_stats kinds
 _SOFT, _CLIP, _SCALE = 0, 1, 2  # group_apply ops
@@ -71,7 +72,7 @@ def _stats(x3: np.ndarray, kind: int) -> np.ndarray:
 
 
 def _apply(x3: np.ndarray, t: np.ndarray, op: int, X: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(X)
+    out = new_output(X)
     o3 = out.numpy().reshape(x3.shape)
     A, G, B = x3.shape
     if B == 1:
@@ -157,8 +158,8 @@ def project_l11(W: torch.Tensor, radius: float, groups: str = "columns") -> torc
     threshold tau_g per group; u_g = 0 removes the whole group.  ``_l11_kernels``: about
     2-3 cheap passes per surviving group (guesses predicted from the groups already solved,
     since u_g = v_g - theta with one theta) and one float64 pass that makes tau_g exact; rows
-    are solved in cache and written at once, matrix columns a block of columns at a time
-    (no transpose).  Observed O(numel).
+    are solved in cache and written at once, matrix columns all together, row by row (no
+    transpose).  Observed O(numel).
     Reference: Guyard & Barlaud, ICPR 2020 (HAL hal-02556382).
     """
     X, r, shape3 = _prepare(W, radius, groups)
@@ -176,8 +177,7 @@ def _on_device(name: str, X3: torch.Tensor, r: float) -> torch.Tensor:
                            lambda: getattr(_torch_ops, f"project_{name}")(X3, r))
 
 
-def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple, **cols: float) -> torch.Tensor | None:
-    """``cols``: options of ``_l11_kernels.l11_cols_apply`` (block, entry_cost; tests)."""
+def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple) -> torch.Tensor | None:
     x3 = X.numpy().reshape(shape3)
     norms = _stats(x3, _L1)
     u = _outer(norms, r, X.dtype)
@@ -185,23 +185,20 @@ def _l11_cpu(X: torch.Tensor, r: float, shape3: tuple, **cols: float) -> torch.T
         return None
     A, G, B = x3.shape
     tol = _L11_TOL[x3.dtype]
-    k = _l11_kernels._consts(x3.dtype)
     if A == 1:  # groups are contiguous rows: solved in cache, written right away
-        out = torch.empty_like(X)
-        _l11_kernels.l11_rows_apply(x3.reshape(G, B), u, norms, tol, k,
-                                    out.numpy().reshape(G, B))
+        out = new_output(X)
+        _l11_kernels.l11_rows_apply(x3.reshape(G, B), u, norms, tol, out.numpy().reshape(G, B))
         return out
-    if B == 1:  # matrix columns: blocks of columns solved row-wise, no transpose
-        out = torch.empty_like(X)
-        _l11_kernels.l11_cols_apply(x3.reshape(A, G), u, norms, tol, k,
-                                    out.numpy().reshape(A, G), **cols)
+    if B == 1:  # matrix columns: solved together row by row, no transpose
+        out = new_output(X)
+        _l11_kernels.l11_cols_apply(x3.reshape(A, G), u, norms, tol, out.numpy().reshape(A, G))
         return out
     tau = np.full(u.shape, np.inf)
     which = np.flatnonzero(u > 0)
     if which.size:
         rows = _group_kernels.gather_groups(x3, which)
         tau[which] = _l11_kernels.rows_taus(rows, np.arange(which.size), u[which],
-                                            norms[which], tol, k)
+                                            norms[which], tol)
     return _apply(x3, _cast(tau, x3.dtype, up=True), _SOFT, X)
 
 

@@ -34,6 +34,16 @@ def cast_threshold(tau: float, dtype: np.dtype) -> np.floating:
     return t
 
 
+def new_output(X: torch.Tensor) -> torch.Tensor:
+    """A fresh CPU tensor like the contiguous ``X``, allocated by numpy.
+
+    numpy asks for transparent huge pages on its arrays of 4 MiB and more, torch's CPU
+    allocator does not: a first write to an 80 MB torch buffer takes ~20,000 page faults,
+    3-4x the write itself (docs/BENCHMARKS.md, "Output pages").  No effect below 4 MiB.
+    """
+    return torch.from_numpy(np.empty_like(X.numpy()))
+
+
 def project_l1(W: torch.Tensor, radius: float) -> torch.Tensor:
     """Project ``W`` (any shape, read as one vector) onto the l1 ball of ``radius``.
 
@@ -66,7 +76,7 @@ def _l1_cpu(X: torch.Tensor, r: float) -> torch.Tensor | None:
     check_range(total, X.dtype)
     if total <= r:
         return None
-    out = torch.empty_like(X)
+    out = new_output(X)
     if r == 0.0:
         return out.zero_()
     _l1_kernels.soft_threshold(x, cast_threshold(tau, x.dtype), out.numpy().reshape(-1))
