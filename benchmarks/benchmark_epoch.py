@@ -39,13 +39,9 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from benchmarks.benchmark_projections import within_target
+from benchmarks._common import BATCH, LR, MOMENTUM, PlainLoop, fashion_mnist, within_target
 
-BATCH = 128
-LR = 0.02
-MOMENTUM = 0.9
 EPOCHS = 3  # per call: projected epochs slow down after ~2 epochs without subnormal flushing
 REPEATS = 3
 CONV_TRAIN = 12_000
@@ -55,54 +51,6 @@ PROJECTED = tuple(RADII)
 RETRAIN_KEEP = 30  # input columns of Linear(300, 100) the retrain keeps: ~10 % of the MACCs
 TARGETS = {"dense_over_plain": {"lenet300": 1.05, "convnet": 0.75},
            "projected_over_dense": 1.15, "compacted_over_masked": 0.5}
-
-
-def fashion_mnist(n_train: int | None = None):
-    """Fashion-MNIST (installed) or synthetic data of its sizes; the first `n_train` images."""
-    from projlib.training import Dataset, DatasetError, load_dataset
-
-    try:
-        data = load_dataset("fashion-mnist")
-    except DatasetError:
-        gen = torch.Generator().manual_seed(0)
-        data = Dataset(
-            name="fashion-mnist", train_x=torch.rand(60_000, 1, 28, 28, generator=gen),
-            train_y=torch.randint(0, 10, (60_000,), generator=gen),
-            test_x=torch.rand(10_000, 1, 28, 28, generator=gen),
-            test_y=torch.randint(0, 10, (10_000,), generator=gen), input_shape=(1, 28, 28),
-            num_classes=10, source="synthetic (benchmark_epoch.py), Fashion-MNIST sizes")
-    if n_train is None:
-        return data
-    return Dataset(name=data.name, train_x=data.train_x[:n_train],
-                   train_y=data.train_y[:n_train], test_x=data.test_x, test_y=data.test_y,
-                   input_shape=data.input_shape, num_classes=data.num_classes,
-                   source=f"{data.source} (first {n_train} training images)")
-
-
-class PlainLoop:
-    """The plain PyTorch loop: `epoch()` trains one epoch and returns its seconds."""
-
-    def __init__(self, model: str, data, layout: torch.memory_format | None = None,
-                 compiled: bool = False) -> None:
-        from projlib.training import build_model
-
-        torch.manual_seed(0)
-        self.model = build_model(model, data.input_shape, data.num_classes)
-        self.x, self.y = data.train_x, data.train_y
-        if layout is not None:
-            self.model.to(memory_format=layout)
-            self.x = self.x.contiguous(memory_format=layout)
-        self.forward = torch.compile(self.model) if compiled else self.model
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
-        self.shuffle = torch.Generator().manual_seed(0)
-
-    def epoch(self) -> float:
-        start = time.perf_counter()
-        for idx in torch.randperm(self.x.shape[0], generator=self.shuffle).split(BATCH):
-            self.opt.zero_grad(set_to_none=True)
-            F.cross_entropy(self.forward(self.x[idx]), self.y[idx]).backward()
-            self.opt.step()
-        return time.perf_counter() - start
 
 
 def config(model: str, procedure: str = "dense", constraint: str | None = None,

@@ -40,20 +40,18 @@ never lands in a timing.
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from benchmarks._common import within_target
 from projlib.projections import constraint_names, project, warmup
 
 REPEATS = 7
 INNER = 3
-ATTEMPTS = 3  # medians measured before a target counts as missed (see within_target)
 KEEP_FRACTIONS = (1e-5, 1e-3, 0.2)
 GROUPED_FAST = ("l11", "l21", "l1inf_bilevel")
 # l1 on float64 vectors: 8 MB in cache, 80 MB out of cache (a 32 MiB L3 holds the first only)
@@ -93,29 +91,6 @@ def ratio(op: Callable[[], object], ref: Callable[[], object], repeats: int = RE
         t_op = _best(op, inner)
         values.append(t_op / t_ref)
     return statistics.median(values)
-
-
-def within_target(measure: Callable[[], float], target: float, what: str,
-                  higher_is_better: bool = False, attempts: int = ATTEMPTS) -> float:
-    """``measure()`` (a ratio), asserted against ``target``: <= target (>= when
-    ``higher_is_better``).  A value beyond the target is measured again, up to ``attempts``
-    times in all, and the best one counts: a burst of load on a shared machine rarely spans
-    three medians, while a real regression misses the target every time.  Raises
-    AssertionError (the values printed to stderr first) when the target is missed, which
-    fails ``benchmarks/ci_quick.sh``; returns the best value otherwise."""
-    values: list[float] = []
-    best = float("nan")
-    for _ in range(attempts):
-        values.append(measure())
-        best = max(values) if higher_is_better else min(values)
-        if (best >= target) if higher_is_better else (best <= target):
-            return best
-    op = ">=" if higher_is_better else "<="
-    msg = f"{what}: ratio {best:.3g} misses the target {op} {target:g} (measured {values})"
-    print(f"TARGET MISSED {msg}", file=sys.stderr)
-    if os.environ.get("GREENBENCH_ASSERT_TARGETS") == "1":
-        raise AssertionError(msg)
-    return best
 
 
 def constraint_norm(W: torch.Tensor, name: str, groups: str = "columns") -> float:

@@ -8,8 +8,9 @@ wheels=${1:-gpu_wheels}
 py=${PYTHON:-python}
 if [ -d "$wheels" ]; then
     "$py" -m pip install --quiet --no-index --no-deps --target /tmp/site "$wheels"/*.whl
-    export PYTHONPATH="/tmp/site:$PWD"
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"  # the benchmarks package and this projlib
 data=""
 [ -d "$wheels/fashion-mnist" ] && data="$wheels/fashion-mnist"
 log=${OUT:-/tmp}/gpu_check.md
@@ -22,7 +23,7 @@ log=${OUT:-/tmp}/gpu_check.md
     GREENBENCH_TRITON=1 timeout 120 "$py" -m pytest -m gpu -q -p no:cacheprovider \
         tests/projections 2>&1 | tail -15
     echo '## benchmarks/gpu_projections.py (GREENBENCH_TRITON=1: Triton against torch)'
-    GREENBENCH_TRITON=1 timeout 150 "$py" benchmarks/gpu_projections.py 2>&1
+    GREENBENCH_TRITON=1 timeout 150 "$py" -m benchmarks.gpu_projections 2>&1
     echo '## benchmarks/gpu_training.py'
-    timeout 200 "$py" benchmarks/gpu_training.py $data 2>&1
+    timeout 200 "$py" -m benchmarks.gpu_training $data 2>&1
 } 2>&1 | tee "$log"

@@ -1,6 +1,6 @@
 """GPU timings of the projections (the CUDA path) against the targets.
 
-    python benchmarks/gpu_projections.py            # a Markdown report on stdout, exit 0
+    python -m benchmarks.gpu_projections            # a Markdown report on stdout, exit 0
 
 Not an asv suite: a one-shot report for a CUDA machine (prints "no CUDA device" and exits 0
 without one; under 2 minutes on an H100).  float32, radius = 0.3 x the constraint norm.
@@ -37,14 +37,11 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from projlib.projections import _torch_ops, project  # noqa: E402
-from projlib.projections._validate import group_shape  # noqa: E402
+from projlib.projections import _torch_ops, project
+from projlib.projections._validate import group_shape
 
 REPS = 15
 WARMUP = 3

@@ -1,6 +1,6 @@
 """GPU epoch timings of the training step against the targets (CUDA graph vs eager).
 
-    python benchmarks/gpu_training.py [DATA_DIR]     # a Markdown report on stdout, exit 0
+    python -m benchmarks.gpu_training [DATA_DIR]     # a Markdown report on stdout, exit 0
 
 Not an asv suite: a one-shot report for a CUDA machine (prints "no CUDA device" and exits 0
 without one; about 2 minutes on an H100). LeNet-300-100 on Fashion-MNIST (the real files when
@@ -23,36 +23,18 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from projlib.training import Dataset, TrainConfig, build_model, load_dataset, train  # noqa: E402
+from benchmarks._common import BATCH, PlainLoop, fashion_mnist
+from projlib.training import Dataset, TrainConfig, train
 
 SEEDS = (0, 1, 2)
-BATCH = 128
 L11_RADIUS = 20.0  # ~2 % of the 300->100 matrix's l1,1 norm at init (the study's middle radius)
 
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-def data(data_dir: str | None) -> Dataset:
-    try:
-        return load_dataset("fashion-mnist", data_dir)
-    except (OSError, ValueError):
-        g = torch.Generator().manual_seed(0)
-        return Dataset(
-            "fashion-mnist", torch.rand(60_000, 1, 28, 28, generator=g),
-            torch.randint(0, 10, (60_000,), generator=g), torch.rand(10_000, 1, 28, 28,
-                                                                     generator=g),
-            torch.randint(0, 10, (10_000,), generator=g), (1, 28, 28), 10,
-            "random data of Fashion-MNIST's size (the files were not found)",
-        )
 
 
 def _sync(device: str) -> None:
@@ -61,25 +43,10 @@ def _sync(device: str) -> None:
 
 
 def plain_epoch(ds: Dataset, device: str) -> float:
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    model = build_model("lenet300", ds.input_shape, ds.num_classes).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = ds.train_x.to(dev), ds.train_y.to(dev)
-    times = []
-    for _ in range(2):
-        _sync(device)
-        start = time.perf_counter()
-        order = torch.randperm(x.shape[0], device=dev)
-        for i in range(0, x.shape[0], BATCH):
-            idx = order[i : i + BATCH]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return times[-1]
+    """The second epoch of a fresh plain loop (Adam 1e-3, as the runs below)."""
+    loop = PlainLoop("lenet300", ds, optimizer="adam", lr=1e-3, device=device, batch=BATCH)
+    loop.epoch()
+    return loop.epoch()
 
 
 def timed_run(ds: Dataset, seed: int, device: str, **kw) -> tuple[float, object]:
@@ -97,7 +64,7 @@ def timed_run(ds: Dataset, seed: int, device: str, **kw) -> tuple[float, object]
 
 def report(data_dir: str | None, device: str = "cuda", images: int | None = None) -> None:
     """The report; ``device="cpu"`` and a few ``images`` only to smoke-test this script."""
-    ds = data(data_dir)
+    ds = fashion_mnist(data_dir=data_dir)
     if images is not None:
         ds = Dataset(ds.name, ds.train_x[:images], ds.train_y[:images], ds.test_x[:images],
                      ds.test_y[:images], ds.input_shape, ds.num_classes,

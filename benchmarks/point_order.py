@@ -1,6 +1,6 @@
 """Per-point median epoch time of the default sweep, run in two orders in fresh processes.
 
-    python benchmarks/point_order.py            # prints a Markdown table, exits 1 when the
+    python -m benchmarks.point_order            # prints a Markdown table, exits 1 when the
                                                 # orders differ beyond what the spread explains
 
 A point's figures must not depend on where it sits in a sweep: one-off costs (numba compiling a
@@ -36,7 +36,6 @@ each order (after its warm-up): the one-off cost this check exists to catch, put
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import statistics
@@ -46,31 +45,27 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from projlib.schema import NOISE_FRACTION
+
 Z = 4.0
 FLOOR = 0.05
 FENCE = 3.0
 FIRST_FLOOR = 0.5
 _SE_MEDIAN = 1.2533 / 1.349  # standard error of a median per (IQR / sqrt(n)), normal samples
 
-if __package__ in (None, ""):  # run as a script: the repository's projlib, not an installed one
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from projlib.schema import NOISE_FRACTION  # noqa: E402 - after the path above
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def default_points() -> list[dict]:
-    """The default `greenbench run` sweep (digits, mlp, SGD 0.02, batch 32, 20 epochs)."""
-    shared = dict(dataset="digits", model="mlp", epochs=20, optimizer="sgd", lr=0.02,
-                  batch_size=32, device="cpu")
-    radii = {"l1": (10.0, 30.0, 100.0), "l21": (3.0, 10.0, 30.0), "l11": (10.0, 30.0, 100.0)}
-    points = [dict(shared, procedure="dense")]
-    for name, values in radii.items():
-        points += [dict(shared, procedure="projected", constraint=name, radius=r) for r in values]
-    return points
+def default_points() -> list:
+    """The points of the default `greenbench run` sweep (what `greenbench run` with no argument
+    trains), on the CPU: resolved by the CLI's own option layers, not rebuilt here."""
+    from projlib.cli.options import RunFlags, resolve_run_options
+
+    return resolve_run_options(RunFlags(device="cpu")).sweep.points()
 
 
-def label(p: Mapping) -> str:
-    return "dense" if p["procedure"] == "dense" else f"{p['constraint']} r={p['radius']:g}"
+def label(p) -> str:  # noqa: ANN001 - a TrainConfig
+    return "dense" if p.procedure == "dense" else f"{p.constraint} r={p.radius:g}"
 
 
 def inject_one_off(seconds: float) -> None:
@@ -103,22 +98,19 @@ def inject_one_off(seconds: float) -> None:
     runner.train = train
 
 
-def run_order(points: Sequence[Mapping], inject_first_s: float = 0.0) -> dict[str, dict]:
+def run_order(points: Sequence, inject_first_s: float = 0.0) -> dict[str, dict]:
     """Per point, in this process and this order: its epoch times (s) and wall time."""
     import torch
 
     from projlib.sweep import runner
-    from projlib.training import TrainConfig
 
     torch.set_num_threads(1)
-    kwargs = {}
-    if "settings" in inspect.signature(runner.run_point).parameters:
-        kwargs["settings"] = runner.PointSettings(threads=1, inference=False)
+    settings = runner.PointSettings(threads=1, inference=False)
     out = {}
     for i, p in enumerate(points):
         if i == 0 and inject_first_s > 0:
             inject_one_off(inject_first_s)
-        metrics = runner.run_point(TrainConfig(**p), **kwargs)
+        metrics = runner.run_point(p, settings=settings)
         detail = json.loads(metrics["epoch_time_json"])
         out[label(p)] = {"epoch_time_s": detail["epoch_time_s"],
                          "wall_time_s": metrics["wall_time_s"]}
@@ -205,10 +197,10 @@ def to_markdown(result: Mapping) -> str:
 
 
 def spawn(order: str, inject_first_s: float = 0.0) -> dict[str, dict]:
-    cmd = [sys.executable, __file__, "--order", order]
+    cmd = [sys.executable, "-m", "benchmarks.point_order", "--order", order]
     if inject_first_s:
         cmd += ["--inject-first-epoch-s", str(inject_first_s)]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -259,8 +259,8 @@ def test_gpu_check_runs_every_part_and_keeps_its_log(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", str(BENCH_DIR / "gpu_check.sh"), str(tmp_path / "none")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     log = (out / "gpu_check.md").read_text()
-    for part in ("ran: -m pytest -m gpu", "ran: benchmarks/gpu_projections.py",
-                 "ran: benchmarks/gpu_training.py"):
+    for part in ("ran: -m pytest -m gpu", "ran: -m benchmarks.gpu_projections",
+                 "ran: -m benchmarks.gpu_training"):
         assert part in log and part in proc.stdout
 
 

@@ -11,26 +11,16 @@ effect does: no point's median epoch time 2x slower in one order."""
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import math
 import statistics
-from pathlib import Path
 
 import pytest
 
+from benchmarks import point_order as po
+
 _BOUND = 2.0
 _MEDIAN_BOUND = 1.25
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "point_order.py"
-
-
-def _load():  # noqa: ANN202 - the script module
-    spec = importlib.util.spec_from_file_location("point_order", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-po = _load()
 
 
 def _epochs(median: float, spread: float, n: int = 20, first: float | None = None
@@ -80,7 +70,7 @@ def test_injected_one_off_cost_is_caught_on_recorded_figures() -> None:
     # Two short points trained here, forward then reversed with a 1 s sleep put into the first
     # training step of the reversed order's first point: its recorded first epoch holds the
     # sleep (a sleep cannot be shorter), and the detector flags that point's first epoch.
-    points = [dict(p, epochs=6) for p in po.default_points()[:2]]
+    points = [dataclasses.replace(p, epochs=6) for p in po.default_points()[:2]]
     fwd = po.run_order(points)
     rev = po.run_order(points[::-1], inject_first_s=1.0)
     first = po.label(points[-1])
