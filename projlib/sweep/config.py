@@ -26,7 +26,7 @@ import torch
 
 from projlib.projections import REGISTRY, constraint_names
 from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
-from projlib.training.datasets import DATASETS
+from projlib.training.datasets import DATASETS, VALIDATION_SPLIT_ID
 from projlib.training.models import MODELS, build_model
 from projlib.training.sparsity import select_layers
 
@@ -45,6 +45,9 @@ __all__ = [
 NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
     {"data_dir", "download", "verify_data", "cuda_graph"}
 )
+# Fields added after points were first stored: at their default they are left out of the
+# identity, so every point stored before them keeps its id (and its results).
+_OMITTED_AT_DEFAULT: dict[str, Any] = {"validation": 0.0, "radius_mode": "absolute"}
 # Sweep axes are set by the sweep itself; layer_sparsity is per-point (magnitude matching) and
 # would make no sense shared across a product.
 _AXES = frozenset({"dataset", "model", "procedure", "constraint", "radius", "seed", "epochs"})
@@ -58,8 +61,18 @@ _HASH_VERSION = "greenbench-point-v1"
 
 
 def canonical_config(config: TrainConfig) -> dict[str, Any]:
-    """The identity-relevant part of `config.to_dict()` (what the point hash covers)."""
-    return {k: v for k, v in config.to_dict().items() if k not in NON_IDENTITY_FIELDS}
+    """The identity-relevant part of `config.to_dict()` (what the point hash covers).
+
+    A validation split adds `validation_split` (the split algorithm's id): the held-out
+    examples are a function of it, the data fingerprint and the fraction."""
+    out = {
+        k: v for k, v in config.to_dict().items()
+        if k not in NON_IDENTITY_FIELDS
+        and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])
+    }
+    if config.validation > 0:
+        out["validation_split"] = VALIDATION_SPLIT_ID
+    return out
 
 
 def point_id(config: TrainConfig) -> str:
@@ -226,7 +239,9 @@ class SweepConfig:
                 for s in self.seeds:
                     base = dict(shared, dataset=d, model=m, seed=s, epochs=self.epochs,
                                 device=self.device)
-                    candidates = [TrainConfig(**base, procedure="dense")]
+                    # a radius mode means nothing to the dense baseline
+                    dense = {k: v for k, v in base.items() if k != "radius_mode"}
+                    candidates = [TrainConfig(**dense, procedure="dense")]
                     for p in self.procedures:
                         if p == "dense":
                             continue

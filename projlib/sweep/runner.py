@@ -179,6 +179,8 @@ def result_metrics(result: TrainResult) -> dict[str, Any]:
         "removed_input_fraction": result.removed_input_fraction,
         "layers_json": json.dumps(layers),
         "train_step": result.step_mode,
+        "val_accuracy": result.val_accuracy,
+        "layer_radii_json": json.dumps(result.layer_radii) if result.layer_radii else None,
         # The cost columns are the `CostReport` totals of the same names.
         **{name: getattr(cost, name) for name in schema.cost_columns()},
     }

@@ -25,7 +25,7 @@ from torch import nn
 
 from projlib.projections import REGISTRY
 from projlib.training.config import TrainConfig
-from projlib.training.datasets import Dataset, DatasetError, load_dataset
+from projlib.training.datasets import Dataset, DatasetError, load_dataset, validation_split
 from projlib.training.models import build_model
 from projlib.training.sparsity import (
     LayerSparsity,
@@ -66,6 +66,14 @@ class TrainResult:
     epoch_time_s: list[float] = field(default_factory=list)
     constrained_layers: tuple[str, ...] = ()
     step_mode: str = "eager"  # "eager" | "cuda-graph" | "eager (CUDA graph capture failed: ...)"
+    # With `config.validation` > 0: accuracy on the held-out split after each epoch (then
+    # `test_accuracy_per_epoch` is empty: the test set is read once, for `test_accuracy`) and
+    # after the last one; None / [] without a split.
+    val_accuracy: float | None = None
+    val_accuracy_per_epoch: list[float] = field(default_factory=list)
+    # The absolute radius each constrained layer was projected with (empty when no projection
+    # ran): `config.radius` in "absolute" mode, radius x initial norm in "relative" mode.
+    layer_radii: dict[str, float] = field(default_factory=dict)
 
     @property
     def fraction_nonzero(self) -> float | None:
@@ -108,15 +116,24 @@ class _Runner:
         state = self.model.state_dict()
         self.initial_state = {k: v.detach().cpu().clone() for k, v in state.items()}
         self.params = dict(self.model.named_parameters())
-        self.train_x = data.train_x.to(self.device)
-        self.train_y = data.train_y.to(self.device)
+        train_x, train_y = data.train_x, data.train_y
+        self.val_x: torch.Tensor | None = None
+        self.val_y: torch.Tensor | None = None
+        if cfg.validation > 0:  # a fixed held-out part of the training set (config docstring)
+            keep, held = validation_split(train_x.shape[0], cfg.validation)
+            self.val_x = train_x[held].to(self.device)
+            self.val_y = train_y[held].to(self.device)
+            train_x, train_y = train_x[keep], train_y[keep]
+        self.train_x = train_x.to(self.device)
+        self.train_y = train_y.to(self.device)
         self.test_x = data.test_x.to(self.device)
         self.test_y = data.test_y.to(self.device)
         self.losses: list[float] = []
         self.accuracies: list[float] = []
         self.phases: list[str] = []
         self.epoch_times: list[float] = []
-        self._project: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._project: Callable[..., torch.Tensor] | None = None
+        self.layer_radii: dict[str, float] = {}
         # How the training steps ran: "eager", "cuda-graph", or "eager (... failed: why)".
         self.step_mode = "eager"
 
@@ -126,23 +143,33 @@ class _Runner:
             spec = REGISTRY[self.cfg.constraint]
             # `groups` is only meaningful (and only accepted) where the spec lists it.
             kwargs = {"groups": self.cfg.groups} if self.cfg.groups in spec.groups else {}
-            self._project = functools.partial(spec.fn, radius=self.cfg.radius, **kwargs)
+            self._project = functools.partial(spec.fn, **kwargs)
+            self.layer_radii = self._layer_radii(names, spec, kwargs.get("groups", "columns"))
         with torch.no_grad():
             for n in names:
                 p = self.params[n]
-                p.copy_(self._project(p.detach()))
+                p.copy_(self._project(p.detach(), radius=self.layer_radii[n]))
+
+    def _layer_radii(self, names: list[str], spec: Any, groups: str) -> dict[str, float]:
+        # "relative": fraction x the layer's norm at initialisation (the saved initial state,
+        # whatever phase first projects), under the same constraint and grouping.
+        if self.cfg.radius_mode == "absolute":
+            return dict.fromkeys(names, self.cfg.radius)
+        return {n: self.cfg.radius * spec.norm(self.initial_state[n], groups) for n in names}
 
     def rewind(self) -> None:
         self.model.load_state_dict(self.initial_state)
 
-    def evaluate(self) -> float:
+    def evaluate(self, split: str = "test") -> float:
+        """Accuracy on the test set or (split="validation") on the held-out split."""
+        x, y = (self.val_x, self.val_y) if split == "validation" else (self.test_x, self.test_y)
         self.model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         with torch.no_grad():
-            for i in range(0, self.test_x.shape[0], EVAL_BATCH):
-                logits = self.model(self.test_x[i : i + EVAL_BATCH])
-                correct += (logits.argmax(dim=1) == self.test_y[i : i + EVAL_BATCH]).sum()
-        return int(correct) / self.test_x.shape[0]
+            for i in range(0, x.shape[0], EVAL_BATCH):
+                logits = self.model(x[i : i + EVAL_BATCH])
+                correct += (logits.argmax(dim=1) == y[i : i + EVAL_BATCH]).sum()
+        return int(correct) / x.shape[0]
 
     def run_phase(
         self,
@@ -191,12 +218,16 @@ class _Runner:
                 step(order[start : start + batch], loss_sum)
             self.losses.append(float(loss_sum) / n)  # reads back: the epoch's steps are done
             self.epoch_times.append(time.perf_counter() - epoch_start)
-            self.accuracies.append(self.evaluate())
+            # Per epoch: the held-out split when there is one (the test set is not looked at).
+            split = "validation" if self.val_x is not None else "test"
+            self.accuracies.append(self.evaluate(split))
             self.phases.append(phase)
             if self.progress is not None:
                 self.progress({
                     "phase": phase, "epoch": epoch, "epochs": epochs,
-                    "train_loss": self.losses[-1], "test_accuracy": self.accuracies[-1],
+                    "train_loss": self.losses[-1],
+                    ("val_accuracy" if split == "validation" else "test_accuracy"):
+                        self.accuracies[-1],
                 })
 
     def _step(self, opt: torch.optim.Optimizer, project_names: list[str],
@@ -374,11 +405,16 @@ def train(
             torch.cuda.synchronize(device)
         wall_time_s = time.perf_counter() - start
     runner.model.eval()
+    split = runner.val_x is not None
     return TrainResult(
         config=config,
-        test_accuracy=runner.accuracies[-1],
+        # with a split, the test set is read once, here
+        test_accuracy=runner.evaluate() if split else runner.accuracies[-1],
         train_loss_per_epoch=runner.losses,
-        test_accuracy_per_epoch=runner.accuracies,
+        test_accuracy_per_epoch=[] if split else runner.accuracies,
+        val_accuracy=runner.accuracies[-1] if split else None,
+        val_accuracy_per_epoch=runner.accuracies if split else [],
+        layer_radii=runner.layer_radii,
         model=runner.model,
         initial_state=runner.initial_state,
         masks=None if masks is None else {k: v.cpu() for k, v in masks.items()},
