@@ -13,6 +13,7 @@ import typer
 from projlib.cli.common import fail, read_rows
 from projlib.cli.options import DEFAULT_DB
 from projlib.projections import REGISTRY
+from projlib.report import isoacc
 from projlib.report.summary import (
     BANDS_POINTS,
     cell_rows,
@@ -50,6 +51,17 @@ def summary(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    iso_accuracy: Annotated[
+        bool,
+        typer.Option("--iso-accuracy", help="Costs at matched accuracy instead: per seed, "
+                                            "each constraint's cost interpolated at exactly "
+                                            "each --band drop, bootstrap CIs and paired "
+                                            "differences (rule: projlib/report/isoacc.py)."),
+    ] = False,
+    accuracy: Annotated[
+        str, typer.Option(help="With --iso-accuracy: test (reported numbers) or val (the "
+                               "validation split, for choosing budgets and radii).")
+    ] = "test",
 ) -> None:
     """Per dataset, model and accuracy band: which constraint/procedure reaches the fewest
     structured MACCs and bytes (seed-matched vs dense), with the gap to the best other
@@ -69,6 +81,17 @@ def summary(
                  f"valid: {', '.join(PROCEDURE_NAMES)}")
         keep = {*procedure, "dense"}
         rows = [r for r in rows if r.get("procedure") in keep]
+    if iso_accuracy or accuracy != "test":
+        text = _iso_text(rows, bands, format, cells, iso_accuracy, accuracy)
+        if output is None:
+            typer.echo(text, nl=False)
+            return
+        try:  # kept apart from the band tables' writer, which is being reworked
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"--output: cannot write {output}: {exc.strerror or exc}")
+        typer.echo(f"summary: {output.resolve()} (iso-accuracy)")
+        return
     result = summarise(
         rows, bands,
         low_rank={name for name, spec in REGISTRY.items() if spec.low_rank},
@@ -94,3 +117,30 @@ def summary(
     except OSError as exc:
         fail(f"--output: cannot write {output}: {exc.strerror or exc}")
     typer.echo(f"summary: {output.resolve()} ({len(result.tables)} tables)")
+
+
+def _iso_text(rows: list, bands: tuple[float, ...], format: str, cells: bool,
+              iso_accuracy: bool, accuracy: str) -> str:
+    if not iso_accuracy:
+        fail("--accuracy: only with --iso-accuracy")
+    if cells:
+        fail("--cells: not with --iso-accuracy")
+    if accuracy not in ("test", "val"):
+        fail(f"--accuracy: {accuracy!r} is not test or val")
+    if any(b <= 0 for b in bands):
+        fail("--band: with --iso-accuracy a drop must be > 0 points")
+    column = f"{accuracy}_accuracy"
+    tables = isoacc.iso_accuracy(
+        rows, bands, accuracy=column,
+        low_rank={name for name, spec in REGISTRY.items() if spec.low_rank})
+    if format == "markdown":
+        return isoacc.to_markdown(tables, column)
+    flat = isoacc.to_rows(tables)
+    if format == "json":
+        return json.dumps(flat, indent=2) + "\n"
+    buf = io.StringIO()
+    if flat:
+        writer = csv.DictWriter(buf, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+    return buf.getvalue()
