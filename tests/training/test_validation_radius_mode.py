@@ -148,3 +148,18 @@ def test_cli_and_store(tmp_path: Path) -> None:
     cfg.write_text('[train]\nvalidation = "10%"\n')
     bad = CliRunner().invoke(app, ["run", str(cfg), "--db", str(tmp_path / "bad.db")])
     assert bad.exit_code == 2 and "validation" in bad.output
+
+
+def test_warm_up_trains_on_what_the_split_leaves(digits, monkeypatch) -> None:
+    from projlib.sweep import warmup
+
+    seen = []
+    monkeypatch.setattr(warmup, "train", lambda cfg, dataset: seen.append((cfg, dataset)))
+    warmup.reset_caches()
+    cfg = TrainConfig(**BASE, procedure="dense", validation=0.2)
+    warmup.warm_up(cfg, digits)
+    (tiny, small), = seen
+    keep, _ = validation_split(digits.train_x.shape[0], 0.2)
+    # the real run's short last batch, and no split of the slice (which may be too small)
+    assert small.train_x.shape[0] == 2 * 64 + len(keep) % 64 and tiny.validation == 0.0
+    warmup.reset_caches()
