@@ -32,6 +32,7 @@ from typing import Any
 
 from projlib.report.isoacc import isotonic
 from projlib.sweep import ResultsStore
+from projlib.sweep.store import StoreError
 
 HIGH, LOW, COUNT = 3.5, 0.3, 5
 DEFAULT_DB = Path(__file__).resolve().parent / "results" / "study_v2.db"
@@ -106,8 +107,12 @@ def main(argv: list[str]) -> int:
     if not db.exists():
         print(f"calibrate: {db} does not exist (run the calibration first)", file=sys.stderr)
         return 2
-    with ResultsStore(db, read_only=True) as store:
-        found = curves(store.rows())
+    try:
+        with ResultsStore(db, read_only=True) as store:
+            found = curves(store.rows())
+    except StoreError as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
     if not found:
         print(f"calibrate: {db} holds no finished relative-radius projected point with a "
               "validation split", file=sys.stderr)

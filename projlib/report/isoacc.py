@@ -300,7 +300,8 @@ def to_markdown(tables: Sequence[IsoTable], accuracy: str = "test_accuracy") -> 
     for t in tables:
         head = f"### {t.dataset} · {t.model}"
         head += f" ({t.variant})" if t.variant else ""
-        lines += [f"{head}: {t.cost_label} at {t.target:g} points below dense", "",
+        unit = "point" if t.target == 1 else "points"
+        lines += [f"{head}: {t.cost_label} at {t.target:g} {unit} below dense", "",
                   "| constraint | procedure | seeds bracketed | cost at the drop [95 % CI] | "
                   "non-inferior measured radius | its cost | its 90 % drop bound |",
                   "|---|---|---:|---|---:|---:|---:|"]
