@@ -31,8 +31,9 @@ __all__ = [
 #: `PRAGMA user_version` of a results db. 1: the first, unversioned layout; 2: application_id,
 #: data fingerprint in the point identity, warm-up / idle / inference / thread columns;
 #: 3: train_step (how the training steps were launched); 4: the spread of every timed figure
-#: (per-epoch median / IQR / count, the noise flag, inference repeats and IQR, energy repeats)
-#: and the masked retrain's time and speed-up (retrain_*).
+#: (per-epoch median / IQR / count, the noise flag, inference repeats and IQR, energy repeats),
+#: the masked retrain's time and speed-up (retrain_*); val_accuracy and layer_radii_json
+#: (validation split, per-layer radii).
 SCHEMA_VERSION = 4
 
 #: A timed figure is flagged noisy when its interquartile range exceeds this fraction of its
@@ -300,6 +301,14 @@ COLUMNS: tuple[Column, ...] = (
            False, METRIC, 4,
            "full-size masked / compacted training step time, measured interleaved before the "
            "retrain; None: not compacted"),
+    # Validation split and per-layer radii (TrainConfig.validation / radius_mode).
+    Column("val_accuracy", "REAL", "real", "fraction", "validation accuracy", False, METRIC, 4,
+           "accuracy on the held-out validation split of the training set after the last "
+           "epoch; None: the point has no split (validation = 0)"),
+    Column("layer_radii_json", "TEXT", "json", NO_UNIT, "layer radii", None, DETAIL, 4,
+           "the absolute radius each constrained layer was projected with, as JSON {layer: "
+           "radius} (radius_mode relative: fraction x the layer's initial norm); None: no "
+           "projection ran"),
     # The store's own bookkeeping: always last (new columns go above).
     Column("claimed_by", "TEXT", "text", NO_UNIT, "claimed by", None, BOOKKEEPING, 1,
            "'host:pid' of the runner that last claimed the point"),

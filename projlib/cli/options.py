@@ -40,6 +40,8 @@ their types are the fields of `RunFlags` and `TrainFlags`)::
     max_points = 10000              # --max-points
     [train]                         # shared TrainConfig options (`TrainFlags`)
     lr = 0.001
+    validation = 0.1                # --validation: fraction of the training set held out
+    radius_mode = "relative"        # --radius-mode absolute|relative (x each layer's initial norm)
 """
 
 from __future__ import annotations
@@ -184,6 +186,8 @@ class TrainFlags:
     layers: tuple[str, ...] | None = _opt(_STR, many=True)
     constrain_first: bool | None = _opt(_BOOL)
     constrain_last: bool | None = _opt(_BOOL)
+    validation: float | None = _opt(_NUM)
+    radius_mode: str | None = _opt(_STR)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class RichSweepObserver(SweepObserver):
         self._label = describe(config)
 
     def point_progress(self, point_id: str, event: dict[str, Any]) -> None:
-        acc = event.get("test_accuracy")
+        acc = event.get("val_accuracy", event.get("test_accuracy"))
         self.progress.update(
             self.point_task,
             total=event.get("epochs"),

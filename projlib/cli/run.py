@@ -133,6 +133,17 @@ def run(
     retrain_epochs: Annotated[
         int | None, typer.Option(help="Epochs of the lottery/magnitude retraining phase.")
     ] = None,
+    validation: Annotated[
+        float | None,
+        typer.Option(help="Fraction of the training set held out as a fixed validation split "
+                          "(per-epoch accuracy and val_accuracy on it; the test set is read "
+                          "once, at the end). (default: 0, no split)"),
+    ] = None,
+    radius_mode: Annotated[
+        str | None,
+        typer.Option(help="absolute|relative: relative makes each radius a fraction of each "
+                          "constrained layer's norm at initialisation. (default: absolute)"),
+    ] = None,
     retry_failed: Annotated[
         bool | None,
         typer.Option("--retry-failed/--no-retry-failed", help="Rerun failed points on resume."),
@@ -171,7 +182,8 @@ def run(
             retry_failed=retry_failed, threads=threads, measure_inference=measure_inference,
             max_points=max_points,
             train=TrainFlags(lr=lr, optimizer=optimizer, batch_size=batch_size, groups=groups,
-                             retrain_epochs=retrain_epochs),
+                             retrain_epochs=retrain_epochs, validation=validation,
+                             radius_mode=radius_mode),
         )
         layers = (cli,) if config is None else (load_toml(config), cli)
         options = resolve_run_options(*layers)

@@ -14,6 +14,7 @@ import typer
 from projlib.cli.common import check_output_target, fail, read_rows, write_output
 from projlib.cli.options import DEFAULT_DB
 from projlib.projections import REGISTRY
+from projlib.report import isoacc
 from projlib.report.summary import (
     BANDS_POINTS,
     cell_rows,
@@ -56,6 +57,10 @@ _LEGACY_MARKDOWN = re.compile(
 _MAX_JSON_BYTES = 64 << 20
 
 
+# The columns of every CSV / JSON summary greenbench writes: band tables, cells, iso-accuracy.
+_SUMMARY_COLUMNS = (BAND_COLUMNS, CELL_COLUMNS, isoacc.ISO_COLUMNS)
+
+
 def is_greenbench_summary(path: Path) -> bool:
     """True when the file at `path` is a summary greenbench wrote (any format). Reads the
     file's head and tail (a JSON file whole, up to 64 MiB)."""
@@ -73,7 +78,7 @@ def is_greenbench_summary(path: Path) -> bool:
     if tail.rstrip().endswith(MARKER) or _LEGACY_MARKDOWN.match(head):
         return True
     first = head.split("\n", 1)[0].rstrip("\r")
-    return first in (",".join(BAND_COLUMNS), ",".join(CELL_COLUMNS))
+    return first in {",".join(c) for c in _SUMMARY_COLUMNS}
 
 
 def _is_summary_json(data: bytes) -> bool:
@@ -81,7 +86,7 @@ def _is_summary_json(data: bytes) -> bool:
         items = json.loads(data)
     except (ValueError, RecursionError):
         return False
-    keys = ({*BAND_COLUMNS}, {*CELL_COLUMNS})
+    keys = [set(c) for c in _SUMMARY_COLUMNS]
     return isinstance(items, list) and all(
         isinstance(item, dict) and set(item) in keys for item in items
     )
@@ -123,6 +128,17 @@ def summary(
                      help="Write here instead of stdout: a new file, or one replacing a summary "
                           "greenbench wrote (never the db or any other file)."),
     ] = None,
+    iso_accuracy: Annotated[
+        bool,
+        typer.Option("--iso-accuracy", help="Costs at matched accuracy instead: per seed, "
+                                            "each constraint's cost interpolated at exactly "
+                                            "each --band drop, bootstrap CIs and paired "
+                                            "differences (rule: projlib/report/isoacc.py)."),
+    ] = False,
+    accuracy: Annotated[
+        str, typer.Option(help="With --iso-accuracy: test (reported numbers) or val (the "
+                               "validation split, for choosing budgets and radii).")
+    ] = "test",
 ) -> None:
     """Per dataset, model and accuracy band: which constraint/procedure reaches the fewest
     structured MACCs and bytes (seed-matched vs dense), with the gap to the best other
@@ -143,19 +159,24 @@ def summary(
                  f"valid: {', '.join(PROCEDURE_NAMES)}")
         keep = {*procedure, "dense"}
         rows = [r for r in rows if r.get("procedure") in keep]
-    result = summarise(
-        rows, bands,
-        low_rank={name for name, spec in REGISTRY.items() if spec.low_rank},
-        fully_connected=fully_connected_models(rows),
-    )
-    text = _render(result, format, cells)
+    if iso_accuracy or accuracy != "test":
+        text = _iso_text(rows, bands, format, cells, iso_accuracy, accuracy)
+        what = "iso-accuracy"
+    else:
+        result = summarise(
+            rows, bands,
+            low_rank={name for name, spec in REGISTRY.items() if spec.low_rank},
+            fully_connected=fully_connected_models(rows),
+        )
+        text = _render(result, format, cells)
+        what = f"{len(result.tables)} tables"
     if output is None:
         typer.echo(text, nl=False)
         return
     if format == "markdown":
         text += f"{MARKER}\n"
     write_output(text, output, "--output")
-    typer.echo(f"summary: {output.resolve()} ({len(result.tables)} tables)")
+    typer.echo(f"summary: {output.resolve()} ({what})")
 
 
 def _render(result: Any, format: str, cells: bool) -> str:
@@ -170,4 +191,31 @@ def _render(result: Any, format: str, cells: bool) -> str:
                             list(CELL_COLUMNS if cells else BAND_COLUMNS))
     writer.writeheader()
     writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _iso_text(rows: list, bands: tuple[float, ...], format: str, cells: bool,
+              iso_accuracy: bool, accuracy: str) -> str:
+    if not iso_accuracy:
+        fail("--accuracy: only with --iso-accuracy")
+    if cells:
+        fail("--cells: not with --iso-accuracy")
+    if accuracy not in ("test", "val"):
+        fail(f"--accuracy: {accuracy!r} is not test or val")
+    if any(b <= 0 for b in bands):
+        fail("--band: with --iso-accuracy a drop must be > 0 points")
+    column = f"{accuracy}_accuracy"
+    tables = isoacc.iso_accuracy(
+        rows, bands, accuracy=column,
+        low_rank={name for name, spec in REGISTRY.items() if spec.low_rank})
+    if format == "markdown":
+        return isoacc.to_markdown(tables, column)
+    flat = isoacc.to_rows(tables)
+    if format == "json":
+        return json.dumps(flat, indent=2) + "\n"
+    buf = io.StringIO()
+    # The header even without rows: an empty summary is still recognisably one.
+    writer = csv.DictWriter(buf, fieldnames=list(isoacc.ISO_COLUMNS))
+    writer.writeheader()
+    writer.writerows(flat)
     return buf.getvalue()

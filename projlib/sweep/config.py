@@ -37,7 +37,7 @@ import torch
 from projlib.measure.structure import validate as check_walkable
 from projlib.projections import REGISTRY, constraint_names
 from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
-from projlib.training.datasets import DATASETS
+from projlib.training.datasets import DATASETS, VALIDATION_SPLIT_ID
 from projlib.training.models import MODELS, build_model
 from projlib.training.plugins import check_model, check_path, is_plugin, load_plugin_dataset
 from projlib.training.sparsity import select_layers
@@ -59,6 +59,11 @@ __all__ = [
 NON_IDENTITY_FIELDS: frozenset[str] = frozenset(
     {"data_dir", "download", "verify_data", "cuda_graph"}
 )
+# Fields added after points were first stored: at their default they are left out of the
+# identity, so every point stored before them keeps its id (and its results).
+_OMITTED_AT_DEFAULT: dict[str, Any] = {
+    "validation": 0.0, "radius_mode": "absolute", "model_source": None,
+}
 # Sweep axes are set by the sweep itself; layer_sparsity is per-point (magnitude matching) and
 # would make no sense shared across a product.
 _AXES = frozenset({"dataset", "model", "procedure", "constraint", "radius", "seed", "epochs"})
@@ -98,18 +103,23 @@ def identity_config(config: TrainConfig) -> TrainConfig:
     return replace(config, **changes) if changes else config
 
 
-# Identity fields added after points were stored: left out while None, so every point that
-# does not use them keeps the id (and the stored results) it had before they existed.
-_OMITTED_WHEN_NONE: frozenset[str] = frozenset({"model_source"})
 
 
 def canonical_config(config: TrainConfig) -> dict[str, Any]:
     """The identity-relevant part of `config.to_dict()` (what the point hash covers): what
     can change the result, i.e. neither where the data is found (NON_IDENTITY_FIELDS) nor an
-    option the run never reads (`identity_config`); fields added later are left out while
-    None (`_OMITTED_WHEN_NONE`)."""
-    return {k: v for k, v in identity_config(config).to_dict().items()
-            if k not in NON_IDENTITY_FIELDS and not (k in _OMITTED_WHEN_NONE and v is None)}
+    option the run never reads (`identity_config`); fields added after points were stored are
+    left out at their defaults (`_OMITTED_AT_DEFAULT`). A validation split adds
+    `validation_split` (the split algorithm's id): the held-out examples are a function of it,
+    the data fingerprint and the fraction."""
+    out = {
+        k: v for k, v in identity_config(config).to_dict().items()
+        if k not in NON_IDENTITY_FIELDS
+        and not (k in _OMITTED_AT_DEFAULT and v == _OMITTED_AT_DEFAULT[k])
+    }
+    if config.validation > 0:
+        out["validation_split"] = VALIDATION_SPLIT_ID
+    return out
 
 
 def point_id(config: TrainConfig) -> str:
@@ -291,7 +301,9 @@ class SweepConfig:
                 for s in self.seeds:
                     base = dict(shared, dataset=d, model=m, seed=s, epochs=self.epochs,
                                 device=self.device)
-                    candidates = [TrainConfig(**base, procedure="dense")]
+                    # a radius mode means nothing to the dense baseline
+                    dense = {k: v for k, v in base.items() if k != "radius_mode"}
+                    candidates = [TrainConfig(**dense, procedure="dense")]
                     for p in self.procedures:
                         if p == "dense":
                             continue

@@ -231,6 +231,8 @@ def result_metrics(result: TrainResult) -> dict[str, Any]:
         "retrain_time_s": result.retrain_time_s,
         "retrain_speedup_predicted": result.retrain_speedup_predicted,
         "retrain_speedup_realised": result.retrain_speedup_realised,
+        "val_accuracy": result.val_accuracy,
+        "layer_radii_json": json.dumps(result.layer_radii) if result.layer_radii else None,
         # The cost columns are the `CostReport` totals of the same names.
         **{name: getattr(cost, name) for name in schema.cost_columns()},
     }

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from projlib.training import Dataset, TrainConfig, build_model, train
+from projlib.training.datasets import validation_split
 from projlib.training.procedures import EVAL_BATCH
 
 __all__ = [
@@ -176,6 +177,8 @@ def warm_up(config: TrainConfig, dataset: Dataset) -> float:
         # batch, and one full evaluation chunk (first calls at a new shape pick kernels and
         # grow the allocator: on digits that was 0.4 s inside the first point's window).
         total, bs = dataset.train_x.shape[0], config.batch_size
+        if config.validation > 0:  # the real run trains on what the split leaves
+            total -= len(validation_split(total, config.validation)[1])
         n = min(2 * bs + total % bs, total)
         m = min(EVAL_BATCH, dataset.test_x.shape[0])
         small = dataclasses.replace(
@@ -184,7 +187,7 @@ def warm_up(config: TrainConfig, dataset: Dataset) -> float:
         )
         tiny = dataclasses.replace(
             config, epochs=1, retrain_epochs=1 if config.retrain_epochs is not None else None,
-            data_fingerprint=None,
+            data_fingerprint=None, validation=0.0,
         )
         train(tiny, dataset=small)
         if _device(config).type == "cuda":

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from projlib.projections import REGISTRY, constraint_names
-from projlib.training.datasets import DATASETS
+from projlib.training.datasets import DATASETS, MAX_VALIDATION
 from projlib.training.models import MODELS
 from projlib.training.plugins import check_path, is_plugin
+from projlib.training.projector import RADIUS_MODES
 
 PROCEDURE_NAMES: tuple[str, ...] = ("dense", "projected", "lottery", "magnitude")
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
 DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", "auto")
 GROUP_NAMES: tuple[str, ...] = ("columns", "rows")
+
 
 
 def _constraint_names() -> tuple[str, ...]:
@@ -98,6 +100,17 @@ class TrainConfig:
     graph (falls back to eager steps where capture is impossible; `TrainResult.step_mode` says
     which ran). It changes how the step is launched, not what it computes, so it is not part
     of a sweep point's identity. Ignored on the CPU.
+    validation: the fraction of the training set held out as a validation split (0: none, the
+    whole training set is trained on; at most 0.5). Which examples are held out is fixed
+    (`datasets.validation_split`: one constant-seeded permutation, the same for every seed).
+    With a split, the per-epoch accuracy is measured on the held-out part
+    (`TrainResult.val_accuracy_per_epoch`) and the test set is read once, at the end, for
+    `test_accuracy`. Part of the point's identity when > 0.
+    radius_mode: "absolute" (`radius` is the radius of every constrained layer's ball) or
+    "relative" (each constrained layer's radius is `radius` x that layer's norm, under the same
+    constraint and grouping, at initialisation; so 0.05 is the same tightness for every
+    constraint and layer; `TrainResult.layer_radii` holds the absolute radii). Part of the
+    point's identity when "relative".
     data_fingerprint: the `Dataset.fingerprint` of the data this run must train on (None: any
     data found under the dataset's name). Part of a sweep point's identity, so results computed
     on other data are never reused; `train` refuses a dataset whose fingerprint differs.
@@ -132,6 +145,8 @@ class TrainConfig:
     verify_data: bool = True
     cuda_graph: bool = True
     model_source: str | None = None
+    validation: float = 0.0
+    radius_mode: str = "absolute"
 
     def __post_init__(self) -> None:
         _check_name_or_path("dataset", self.dataset, tuple(DATASETS), "loader")
@@ -151,6 +166,7 @@ class TrainConfig:
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {type(getattr(self, flag)).__name__}")
         self._check_constraint()
+        self._check_validation()
         self._normalise_layers()
         self._normalise_layer_sparsity()
         fp = self.data_fingerprint
@@ -195,6 +211,17 @@ class TrainConfig:
             raise ValueError(f"radius is required with constraint={self.constraint!r}")
         _check_positive_float("radius", self.radius)
         object.__setattr__(self, "radius", float(self.radius))
+
+    def _check_validation(self) -> None:
+        v = self.validation
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"validation must be a number, got {type(v).__name__}")
+        if not (math.isfinite(v) and 0 <= v <= MAX_VALIDATION):
+            raise ValueError(f"validation must be in [0, {MAX_VALIDATION}], got {v}")
+        object.__setattr__(self, "validation", float(v))  # 0 and 0.0 must hash the same
+        _check_choice("radius_mode", self.radius_mode, RADIUS_MODES)
+        if self.radius_mode == "relative" and self.constraint is None:
+            raise ValueError("radius_mode='relative' needs a constraint (it scales its radius)")
 
     def _normalise_layers(self) -> None:
         if self.layers is None:

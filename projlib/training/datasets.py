@@ -231,6 +231,33 @@ class Dataset:
             object.__setattr__(self, "fingerprint", _tensor_fingerprint(tensors))
 
 
+#: Names the validation split's algorithm: which examples are held out is a function of this,
+#: the data (its fingerprint) and the fraction alone. Change it whenever `validation_split`
+#: would hold out other examples; it enters every split point's identity, so results on an old
+#: split are never reused for a new one.
+VALIDATION_SPLIT_ID = "randperm-seed-20201205"
+_VALIDATION_SPLIT_SEED = 20201205
+MAX_VALIDATION = 0.5
+
+
+def validation_split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, validation indices) of a training set of `n` examples, both ascending.
+
+    The last ``round(n * fraction)`` positions of one fixed permutation (its own generator,
+    seeded with a constant: the same examples for every run, seed and device) are held out;
+    the rest keep their order. ``fraction`` in (0, MAX_VALIDATION]; ValueError when it would
+    hold out nothing. O(n)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise TypeError(f"validation must be a number, got {type(fraction).__name__}")
+    if not 0 < fraction <= MAX_VALIDATION:
+        raise ValueError(f"validation must be in (0, {MAX_VALIDATION}], got {fraction}")
+    n_val = round(n * fraction)
+    if n_val < 1:
+        raise ValueError(f"validation={fraction} holds out no example of {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(_VALIDATION_SPLIT_SEED))
+    return perm[: n - n_val].sort().values, perm[n - n_val :].sort().values
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str

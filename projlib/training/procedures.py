@@ -36,7 +36,7 @@ from torch import nn
 from projlib.measure.maccs import cost_report
 from projlib.training.compacted import CompactedNet, compactable, compacted_net
 from projlib.training.config import TrainConfig
-from projlib.training.datasets import Dataset, DatasetError, load_dataset
+from projlib.training.datasets import Dataset, DatasetError, load_dataset, validation_split
 from projlib.training.models import build_model
 from projlib.training.plugins import PluginError, source_hash
 from projlib.training.projector import Projector
@@ -103,6 +103,14 @@ class TrainResult:
         times = [t for t, p in zip(self.epoch_time_s, self.epoch_phases, strict=False)
                  if p == "retrain"]
         return sum(times) if times else None
+    # With `config.validation` > 0: accuracy on the held-out split after each epoch (then
+    # `test_accuracy_per_epoch` is empty: the test set is read once, for `test_accuracy`) and
+    # after the last one; None / [] without a split.
+    val_accuracy: float | None = None
+    val_accuracy_per_epoch: list[float] = field(default_factory=list)
+    # The absolute radius each constrained layer was projected with (empty when no projection
+    # ran): `config.radius` in "absolute" mode, radius x initial norm in "relative" mode.
+    layer_radii: dict[str, float] = field(default_factory=dict)
 
     @property
     def fraction_nonzero(self) -> float | None:
@@ -145,8 +153,16 @@ class _Runner:
         state = self.model.state_dict()
         self.initial_state = {k: v.detach().cpu().clone() for k, v in state.items()}
         self.input_shape = data.input_shape
-        self.train_x = data.train_x.to(self.device)
-        self.train_y = data.train_y.to(self.device)
+        train_x, train_y = data.train_x, data.train_y
+        self.val_x: torch.Tensor | None = None
+        self.val_y: torch.Tensor | None = None
+        if cfg.validation > 0:  # a fixed held-out part of the training set (config docstring)
+            keep, held = validation_split(train_x.shape[0], cfg.validation)
+            self.val_x = train_x[held].to(self.device)
+            self.val_y = train_y[held].to(self.device)
+            train_x, train_y = train_x[keep], train_y[keep]
+        self.train_x = train_x.to(self.device)
+        self.train_y = train_y.to(self.device)
         self.test_x = data.test_x.to(self.device)
         self.test_y = data.test_y.to(self.device)
         self.layout = _fast_layout(self.device, self.model)
@@ -154,6 +170,8 @@ class _Runner:
             self.model.to(memory_format=self.layout)
             self.train_x = self.train_x.contiguous(memory_format=self.layout)
             self.test_x = self.test_x.contiguous(memory_format=self.layout)
+            if self.val_x is not None:
+                self.val_x = self.val_x.contiguous(memory_format=self.layout)
         self.params = dict(self.model.named_parameters())
         self.retrain_compacted: bool | None = None
         self.retrain_predicted: float | None = None
@@ -169,11 +187,14 @@ class _Runner:
     @property
     def projector(self) -> Projector:
         """The config's constraint on its layers (the public `Projector`, built once): attached
-        to a phase's optimizer it projects after every step; `.project()` projects now."""
+        to a phase's optimizer it projects after every step; `.project()` projects now. In
+        "relative" radius mode each layer's radius is the fraction x its norm in the initial
+        state (whatever phase first projects)."""
         if self._projector is None:
             cfg = self.cfg
             self._projector = Projector(
-                self.model, cfg.constraint, cfg.radius, layers=cfg.layers, groups=cfg.groups,
+                self.model, cfg.constraint, cfg.radius, radius_mode=cfg.radius_mode,
+                norms_of=self.initial_state, layers=cfg.layers, groups=cfg.groups,
                 constrain_first=cfg.constrain_first, constrain_last=cfg.constrain_last,
             )
         return self._projector
@@ -181,14 +202,16 @@ class _Runner:
     def rewind(self) -> None:
         self.model.load_state_dict(self.initial_state)
 
-    def evaluate(self) -> float:
+    def evaluate(self, split: str = "test") -> float:
+        """Accuracy on the test set or (split="validation") on the held-out split."""
+        x, y = (self.val_x, self.val_y) if split == "validation" else (self.test_x, self.test_y)
         self.model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         with torch.no_grad():
-            for i in range(0, self.test_x.shape[0], EVAL_BATCH):
-                logits = self.model(self.test_x[i : i + EVAL_BATCH])
-                correct += (logits.argmax(dim=1) == self.test_y[i : i + EVAL_BATCH]).sum()
-        return int(correct) / self.test_x.shape[0]
+            for i in range(0, x.shape[0], EVAL_BATCH):
+                logits = self.model(x[i : i + EVAL_BATCH])
+                correct += (logits.argmax(dim=1) == y[i : i + EVAL_BATCH]).sum()
+        return int(correct) / x.shape[0]
 
     def run_phase(
         self,
@@ -244,12 +267,16 @@ class _Runner:
             if net is not None:
                 net.write_back()  # evaluation and everything after see the full shape
             self.epoch_times.append(time.perf_counter() - epoch_start)
-            self.accuracies.append(self.evaluate())
+            # Per epoch: the held-out split when there is one (the test set is not looked at).
+            split = "validation" if self.val_x is not None else "test"
+            self.accuracies.append(self.evaluate(split))
             self.phases.append(phase)
             if self.progress is not None:
                 self.progress({
                     "phase": phase, "epoch": epoch, "epochs": epochs,
-                    "train_loss": self.losses[-1], "test_accuracy": self.accuracies[-1],
+                    "train_loss": self.losses[-1],
+                    ("val_accuracy" if split == "validation" else "test_accuracy"):
+                        self.accuracies[-1],
                 })
         if projected:
             self.projector.remove()
@@ -497,11 +524,16 @@ def train(
     if runner.layout is not None:
         runner.model.to(memory_format=torch.contiguous_format)  # the logical layout, stored
 
+    split = runner.val_x is not None
     return TrainResult(
         config=config,
-        test_accuracy=runner.accuracies[-1],
+        # with a split, the test set is read once, here
+        test_accuracy=runner.evaluate() if split else runner.accuracies[-1],
         train_loss_per_epoch=runner.losses,
-        test_accuracy_per_epoch=runner.accuracies,
+        test_accuracy_per_epoch=[] if split else runner.accuracies,
+        val_accuracy=runner.accuracies[-1] if split else None,
+        val_accuracy_per_epoch=runner.accuracies if split else [],
+        layer_radii={} if runner._projector is None else dict(runner._projector.radii),
         model=runner.model,
         initial_state=runner.initial_state,
         masks=None if masks is None else {k: v.cpu().contiguous() for k, v in masks.items()},

@@ -26,7 +26,7 @@ The library's own procedures (`projlib.training.train`) use this same object.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -37,6 +37,9 @@ from projlib.projections import REGISTRY, constraint_names
 from projlib.projections._validate import check_radius
 from projlib.training.sparsity import nonzero_masks, select_layers, weight_names
 
+#: How `radius` is read: a radius, or a fraction of each layer's norm.
+RADIUS_MODES: tuple[str, ...] = ("absolute", "relative")
+
 
 class Projector:
     """Projects the selected weights of `model` onto a constraint ball, after every step of the
@@ -45,7 +48,14 @@ class Projector:
     model: the `nn.Module` (or its `torch.compile` wrapper) whose weights are constrained.
     constraint: a `projlib.REGISTRY` name ("l1", "l21", "l1inf", "nuclear", "l11",
         "l1inf_bilevel", or one added with `register`).
-    radius: the ball's radius η, a finite number >= 0 (0 projects onto {0}).
+    radius: the ball's radius η, a finite number >= 0 (0 projects onto {0}); with
+        `radius_mode="relative"` a fraction: each selected weight's radius is `radius` x its
+        norm under the same constraint and grouping (`REGISTRY[constraint].norm`), so 0.05
+        means the same tightness for every constraint and every layer.
+    radius_mode: "absolute" (default) or "relative".
+    norms_of: for "relative", the tensors whose norms set the radii (e.g. a saved initial
+        `state_dict`); default: the weights as they are now. `.radii` holds each selected
+        weight's absolute radius.
     layers: fnmatch pattern(s) over parameter names ("features.*.weight"); None (default) is the
         paper's choice: every weight with ndim >= 2 (Linear matrices, conv kernels) except the
         first and the last, unless `constrain_first` / `constrain_last`. When `layers` is given
@@ -63,6 +73,8 @@ class Projector:
         constraint: str,
         radius: float,
         *,
+        radius_mode: str = "absolute",
+        norms_of: Mapping[str, torch.Tensor] | None = None,
         layers: str | Iterable[str] | None = None,
         groups: str = "columns",
         constrain_first: bool = False,
@@ -95,22 +107,34 @@ class Projector:
             )
         params = dict(self.model.named_parameters())
         self._params = [params[n] for n in self.names]
+        self.radius_mode = _radius_mode(radius_mode)
+        if self.radius_mode == "absolute":
+            radii = [self.radius] * len(self.names)
+        else:
+            norms_of = params if norms_of is None else norms_of
+            missing = [n for n in self.names if n not in norms_of]
+            if missing:
+                raise ValueError(f"norms_of has no tensor for {', '.join(missing)}")
+            radii = [self.radius * float(spec.norm(norms_of[n].detach(), self.groups))
+                     for n in self.names]
+        self.radii: dict[str, float] = dict(zip(self.names, radii, strict=True))
         # Resolved once, not per step; `groups` is passed only where the spec lists it.
         kwargs = {"groups": self.groups} if self.groups in spec.groups else {}
-        self._fn: Callable[[torch.Tensor], torch.Tensor] = functools.partial(
-            spec.fn, radius=self.radius, **kwargs
-        )
+        self._fn: Callable[..., torch.Tensor] = functools.partial(spec.fn, **kwargs)
+        self._radii = radii
         self._handles: list[RemovableHandle] = []
 
     def __repr__(self) -> str:
-        return (f"Projector({self.constraint!r}, radius={self.radius}, groups={self.groups!r}, "
+        return (f"Projector({self.constraint!r}, radius={self.radius}, "
+                f"radius_mode={self.radius_mode!r}, groups={self.groups!r}, "
                 f"layers={list(self.names)}, attached={len(self._handles)})")
 
     def project(self) -> None:
         """Project every selected weight onto its ball now, in place (no autograd record)."""
         with torch.no_grad():
-            for p in self._params:
-                p.copy_(self._fn(p.detach().contiguous()))  # logical layout, any format
+            for p, r in zip(self._params, self._radii, strict=True):
+                # the weight in its logical layout, whatever its memory format
+                p.copy_(self._fn(p.detach().contiguous(), radius=r))
 
     def attach(self, optimizer: torch.optim.Optimizer) -> Projector:
         """Project after every `optimizer.step()` (a step post-hook); returns self.
@@ -150,6 +174,12 @@ class Projector:
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.project()
+
+
+def _radius_mode(mode: Any) -> str:
+    if mode not in RADIUS_MODES:
+        raise ValueError(f"radius_mode must be one of {', '.join(RADIUS_MODES)}; got {mode!r}")
+    return mode
 
 
 def _patterns(layers: str | Iterable[str] | None) -> tuple[str, ...] | None:

@@ -28,3 +28,65 @@ def test_study_file_resolves_and_covers_the_claims(path: Path) -> None:
     assert all(len(sweep.radii_for(c)) >= 3 for c in sweep.constraints)
     assert options.db.parent == path.parent / "results"
     assert dict(sweep.options)["optimizer"] == "sgd" and dict(sweep.options)["lr"] == 0.02
+
+
+V2 = Path(__file__).resolve().parents[2] / "studies" / "v2"
+
+
+@pytest.mark.parametrize("model", ["lenet300", "convnet"])
+def test_v2_calibration_and_grid_files(model: str) -> None:
+    # Study v2 (issue 23): relative radii, a validation split, the calibration in the same db
+    # as the grid, the grid's budget equal to the calibration's.
+    cal = resolve_run_options(load_toml(V2 / f"calibrate_{model}.toml"))
+    grid = resolve_run_options(load_toml(V2 / f"grid_{model}.toml"))
+    for opts in (cal, grid):
+        shared = dict(opts.sweep.options)
+        assert shared["radius_mode"] == "relative" and shared["validation"] == 0.1
+        assert (shared["optimizer"], shared["lr"]) == ("sgd", 0.02)
+        assert opts.sweep.models == (model,)
+        assert set(opts.sweep.constraints) == set(constraint_names())
+        assert opts.db.resolve() == (V2.parent / "results" / "study_v2.db").resolve()
+    assert cal.sweep.procedures == ("projected",) and len(cal.sweep.seeds) == 2
+    assert all(len(cal.sweep.radii_for(c)) == 8 for c in cal.sweep.constraints)
+    assert set(grid.sweep.procedures) == {"projected", "lottery", "magnitude"}
+    assert len(grid.sweep.seeds) >= 5 and grid.sweep.epochs == cal.sweep.epochs
+    assert all(len(grid.sweep.radii_for(c)) >= 5 for c in grid.sweep.constraints)
+    # the dense baselines of the first two seeds are shared (same split, same budget)
+    cal_dense = {p for p, c in zip(cal.sweep.point_ids(), cal.sweep.points(), strict=True)
+                 if c.procedure == "dense"}
+    assert len(cal_dense) == 2 and cal_dense <= set(grid.sweep.point_ids())
+
+
+def test_calibration_rule_brackets_the_drops() -> None:
+    calibrate = _script("calibrate")
+    # drop 7 -> 0 points, halving per doubling of the radius
+    curve = {0.01: 7.0, 0.02: 3.5, 0.04: 1.75, 0.08: 0.875, 0.16: 0.4375, 0.32: 0.0}
+    radii, notes = calibrate.choose(curve)
+    assert not notes and len(radii) == calibrate.COUNT == 5
+    assert radii[0] == 0.02 and 0.16 < radii[-1] < 0.32  # 3.5 points .. 0.3 points
+    assert radii == sorted(radii)
+    # a scan that never loses 3.5 points starts at its tightest radius, and says so
+    radii, notes = calibrate.choose({0.01: 2.0, 0.1: 0.1})
+    assert radii[0] == 0.01 and "tightest radius loses less than 3.5" in notes[0]
+
+
+def _script(name: str):  # noqa: ANN202 - a studies/ script as a module
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, V2.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plateau_budget_rule() -> None:
+    plateau = _script("plateau")
+    # two seeds rising 2 points an epoch to 90 % at epoch 5, then flat: plateau 90, budget 5
+    rise = [0.82, 0.84, 0.86, 0.88, 0.90] + [0.90] * 10
+    got = plateau.budget([rise, rise])
+    assert got["plateau"] == pytest.approx(90.0) and got["budget"] == 5 and got["reached"]
+    # still climbing 0.1 point an epoch at the end: reported as not reached
+    climbing = [0.80 + 0.001 * e for e in range(15)]
+    assert plateau.budget([climbing])["reached"] is False
+    # fewer epochs than the moving window: no plateau claimed
+    assert plateau.budget([[0.8, 0.85]])["plateau"] is None

@@ -126,3 +126,25 @@ def rows_factory() -> Callable[..., list[dict[str, Any]]]:
 @pytest.fixture
 def row_factory() -> Callable[..., dict[str, Any]]:
     return make_row
+
+
+_CONFIG_KEYS = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seed",
+                "epochs")
+
+
+def write_db(path: Any, rows: list[dict[str, Any]], metrics: tuple[str, ...]) -> Any:
+    """A results db holding ``rows`` as finished points (their ``metrics`` columns)."""
+    from projlib.sweep import ResultsStore
+
+    with ResultsStore(path) as store:
+        store.register_sweep("s", {}, [(f"p{i}", {k: r[k] for k in _CONFIG_KEYS})
+                                       for i, r in enumerate(rows)])
+        for i, r in enumerate(rows):
+            assert store.claim("s") == f"p{i}"
+            store.complete(f"p{i}", {k: r[k] for k in metrics})
+    return path
+
+
+@pytest.fixture
+def db_writer() -> Callable[..., Any]:
+    return write_db

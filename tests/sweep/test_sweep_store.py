@@ -187,22 +187,26 @@ def test_v1_store_read_as_is_and_migrated_by_a_writer(tmp_path: Path) -> None:
 
 
 def test_older_versioned_store_gains_the_newer_columns(tmp_path: Path) -> None:
-    # A version-2 db (no train_step column) is read as is and migrated by the next writer.
+    # A version-2 db (no train_step, val_accuracy, layer_radii_json) is read as is and
+    # migrated by the next writer.
     path = tmp_path / "v2.db"
     with ResultsStore(path) as store:
         store.register_sweep("s", {}, [("abc", {"dataset": "digits"})])
     conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE points DROP COLUMN train_step")
+    for name in ("train_step", "val_accuracy", "layer_radii_json"):
+        conn.execute(f"ALTER TABLE points DROP COLUMN {name}")
     conn.execute("PRAGMA user_version=2")
     conn.commit()
     conn.close()
     with ResultsStore(path, read_only=True) as store:
         assert store.schema_version == 2 and store.get("abc")["train_step"] is None
+        assert store.get("abc")["val_accuracy"] is None
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION
+        assert store.schema_version == SCHEMA_VERSION == 4
     conn = sqlite3.connect(path)
-    assert "train_step" in {r[1] for r in conn.execute("PRAGMA table_info(points)")}
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    have = {r[1] for r in conn.execute("PRAGMA table_info(points)")}
+    assert {"train_step", "val_accuracy", "layer_radii_json"} <= have
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     conn.close()
 
 
