@@ -16,7 +16,9 @@ from projlib.cli.options import DEFAULT_DB
 from projlib.projections import REGISTRY
 from projlib.report import isoacc
 from projlib.report.summary import (
+    BAND_COLUMNS,
     BANDS_POINTS,
+    CELL_COLUMNS,
     cell_rows,
     cells_markdown,
     summarise,
@@ -38,18 +40,8 @@ SUMMARY_FORMATS = ("markdown", "csv", "json")
 # the keys of every JSON object), which are those of `to_csv_rows` (band tables) and
 # `cell_rows` (--cells); tests/cli/test_cli_reliability2.py checks both lists against them.
 MARKER = "<!-- written by greenbench summary -->"
-BAND_COLUMNS = (
-    "dataset", "model", "band_points", "cost", "rank", "constraint", "procedure", "radius",
-    "seeds", "accuracy_diff_points_mean", "accuracy_diff_points_std", "cost_fraction_mean",
-    "cost_fraction_std", "gap_rival", "gap_to_runner_up_mean", "gap_ci_low", "gap_ci_high",
-    "gap_p_value", "gap_verdict",
-)
-CELL_COLUMNS = (
-    "dataset", "model", "constraint", "procedure", "radius", "seeds",
-    "accuracy_diff_points_mean", "accuracy_diff_points_std", "maccs_fraction_mean",
-    "maccs_fraction_std", "bytes_fraction_mean", "bytes_fraction_std", "nonzero_mean",
-    "nonzero_std", "maccs_by_rank",
-)
+# Cell CSV / JSON summaries written before the timing columns (e.g. the published study's).
+_LEGACY_CELL_COLUMNS = CELL_COLUMNS[:15]
 _LEGACY_MARKDOWN = re.compile(
     r"### .+ · .+: (within \S+ accuracy points of dense, fewest .+|every cell, seed-matched vs "
     r"dense)|### Fully connected vs convolutional: "
@@ -58,7 +50,7 @@ _MAX_JSON_BYTES = 64 << 20
 
 
 # The columns of every CSV / JSON summary greenbench writes: band tables, cells, iso-accuracy.
-_SUMMARY_COLUMNS = (BAND_COLUMNS, CELL_COLUMNS, isoacc.ISO_COLUMNS)
+_SUMMARY_COLUMNS = (BAND_COLUMNS, CELL_COLUMNS, _LEGACY_CELL_COLUMNS, isoacc.ISO_COLUMNS)
 
 
 def is_greenbench_summary(path: Path) -> bool:

@@ -466,6 +466,23 @@ def to_csv_rows(summary: Summary) -> list[dict[str, Any]]:
     return out
 
 
+#: The columns of `to_csv_rows` (band tables) and `cell_rows` (cells), in order: what a CSV /
+#: JSON summary holds, and how `greenbench summary -o` knows a file it wrote.
+BAND_COLUMNS: tuple[str, ...] = (
+    "dataset", "model", "band_points", "cost", "rank", "constraint", "procedure", "radius",
+    "seeds", "accuracy_diff_points_mean", "accuracy_diff_points_std", "cost_fraction_mean",
+    "cost_fraction_std", "gap_rival", "gap_to_runner_up_mean", "gap_ci_low", "gap_ci_high",
+    "gap_p_value", "gap_verdict",
+)
+CELL_COLUMNS: tuple[str, ...] = (
+    "dataset", "model", "constraint", "procedure", "radius", "seeds",
+    "accuracy_diff_points_mean", "accuracy_diff_points_std", "maccs_fraction_mean",
+    "maccs_fraction_std", "bytes_fraction_mean", "bytes_fraction_std", "nonzero_mean",
+    "nonzero_std", "maccs_by_rank", "epoch_time_s_mean", "epoch_time_s_std",
+    "epoch_time_iqr_s_mean", "epoch_time_noisy_seeds",
+)
+
+
 def cell_rows(summary: Summary) -> list[dict[str, Any]]:
     """One flat dict per cell (see `Cell`), for CSV / JSON export."""
     out = []

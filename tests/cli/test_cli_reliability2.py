@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from projlib.cli import app
-from projlib.cli.summary import BAND_COLUMNS, CELL_COLUMNS
+from projlib.report.summary import BAND_COLUMNS, CELL_COLUMNS
 from projlib.sweep import ResultsStore
 from projlib.sweep.config import NON_IDENTITY_FIELDS, point_id
 from projlib.training import TrainConfig
@@ -155,10 +155,11 @@ def test_summary_csv_and_json_columns_are_those_the_summary_writes(tmp_path: Pat
 
 
 def _legacy_point_id(config: TrainConfig) -> str:
-    # The hash before the identity rule: every field but NON_IDENTITY_FIELDS (and
-    # model_source, which did not exist then and is left out while None).
+    # The hash before the identity rule: every field but NON_IDENTITY_FIELDS (and the fields
+    # that did not exist then, left out at their defaults).
+    later = {"model_source": None, "validation": 0.0, "radius_mode": "absolute"}
     cfg = {k: v for k, v in config.to_dict().items()
-           if k not in NON_IDENTITY_FIELDS and not (k == "model_source" and v is None)}
+           if k not in NON_IDENTITY_FIELDS and not (k in later and v == later[k])}
     payload = json.dumps({"v": "greenbench-point-v1", "config": cfg}, sort_keys=True,
                          separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -330,3 +330,32 @@ def test_the_readme_use_it_in_your_own_loop_block_runs_as_printed(capsys):
 
 def test_exported_from_the_package_root():
     assert projlib.Projector is Projector and "Projector" in projlib.__all__
+
+
+def test_relative_radii_are_a_fraction_of_each_layers_norm():
+    # "relative": each selected weight's radius is radius x its norm under the constraint
+    # (of `norms_of` when given), and projecting uses each layer's own radius.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(),
+                          nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    names = ("2.weight", "4.weight")
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    proj = Projector(model, "l11", 0.3, radius_mode="relative")
+    spec = REGISTRY["l11"]
+    assert proj.names == names
+    for n in names:
+        assert proj.radii[n] == pytest.approx(0.3 * spec.norm(initial[n], "columns"), rel=1e-12)
+    assert proj.radii["2.weight"] != proj.radii["4.weight"]
+    proj.project()
+    params = dict(model.named_parameters())
+    for n in names:
+        assert spec.norm(params[n].detach(), "columns") <= proj.radii[n] * (1 + 1e-6)
+    doubled = {n: 2 * t for n, t in initial.items()}
+    other = Projector(model, "l11", 0.3, radius_mode="relative", norms_of=doubled)
+    assert other.radii["2.weight"] == pytest.approx(2 * proj.radii["2.weight"], rel=1e-12)
+    absolute = Projector(model, "l11", 0.3)
+    assert absolute.radii == dict.fromkeys(names, 0.3)
+    with pytest.raises(ValueError, match="radius_mode"):
+        Projector(model, "l11", 0.3, radius_mode="fraction")
+    with pytest.raises(ValueError, match="norms_of"):
+        Projector(model, "l11", 0.3, radius_mode="relative", norms_of={})
