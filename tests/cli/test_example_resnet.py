@@ -37,3 +37,17 @@ def test_example_resnet_end_to_end(tmp_path, monkeypatch):
         assert row["compact_latency_b1_s"] > 0 and row["speedup_realised_latency"] > 0
         assert row["speedup_realised_throughput"] > 0
     assert "realised" in report.read_text()
+
+
+@pytest.mark.slow
+def test_example_resnet_lottery_retrains_full_size(monkeypatch):
+    from projlib.sweep.runner import result_metrics
+    from projlib.training import TrainConfig, train
+
+    monkeypatch.chdir(ROOT)
+    res = train(TrainConfig(dataset="digits", model="examples.resnet:build", procedure="lottery",
+                            constraint="l11", radius=20.0, epochs=1, retrain_epochs=1,
+                            batch_size=64, seed=0))
+    assert res.retrain_speedup_predicted is None  # not an nn.Sequential: retrained full-size
+    costs = result_metrics(res)
+    assert costs["maccs_structured"] < costs["maccs_dense"]

@@ -170,3 +170,13 @@ def test_torchvision_models_compact_with_equal_outputs(ctor):
     small, report = _check(model, (3, 64, 64))
     assert report.maccs_structured < report.maccs_dense
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+def test_masked_retrain_of_a_graph_model_runs_full_size():
+    from projlib.training.compacted import compactable
+
+    # a Sequential the chain walker cannot plan (Tanh) now passes the sweep's check: its
+    # masked retrain must not try the chain walker's training plan
+    assert not compactable(nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)))
+    assert not compactable(SkipNet())
+    assert compactable(build_model("lenet300", (1, 28, 28), 10))
