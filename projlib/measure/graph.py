@@ -172,7 +172,9 @@ def _removable(dg, group, inputs: dict, tol: float) -> list[int] | None:
             if x is None:  # never called on the probes: nothing known, keep
                 value_zero[:] = False
             else:
-                zero = (x.transpose(0, 1)[plain].flatten(1) == 0).all(dim=1).cpu()
+                # the channel dim: last for a Linear (any leading dims), 1 for a conv
+                xc = x.movedim(-1, 0) if isinstance(m, nn.Linear) else x.transpose(0, 1)
+                zero = (xc[plain].flatten(1) == 0).all(dim=1).cpu()
                 value_zero &= _all_of(n, roots, zero)
     if consumers == 0:
         return None  # the channel leaves the traced layers: keep it

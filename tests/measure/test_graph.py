@@ -180,3 +180,24 @@ def test_masked_retrain_of_a_graph_model_runs_full_size():
     assert not compactable(nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)))
     assert not compactable(SkipNet())
     assert compactable(build_model("lenet300", (1, 28, 28), 10))
+
+
+class TokenMLP(nn.Module):
+    """Linear layers on (batch, tokens, features) with a skip: the unit dim is the last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down, self.out = nn.Linear(6, 10), nn.Linear(10, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.out((x + self.down(self.up(x).relu())).mean(1))
+
+
+def test_linear_units_on_token_inputs():
+    torch.manual_seed(0)
+    net = TokenMLP()
+    with torch.no_grad():
+        net.up.weight[:4] = 0  # hidden units 0-3: constant relu(bias); 0 where the bias is < 0
+        net.up.bias[:4] = torch.tensor([-1.0, -0.5, 0.5, 1.0])
+    small, _ = _check(net, (5, 6))
+    assert small.up.out_features == 8 and small.down.in_features == 8
