@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from projlib.measure.structure import ModulePlan, Select, plan_model
+from projlib.measure.graph import compact_graph
+from projlib.measure.structure import ModulePlan, Select, is_chain, plan_model
 
 
 def _linear(p: ModulePlan) -> nn.Module:
@@ -66,8 +67,14 @@ def _batchnorm(p: ModulePlan) -> nn.Module:
 
 
 def compact(model: nn.Module, input_shape: tuple[int, ...], tolerance: float = 0.0,
-            support: dict[int, torch.Tensor] | None = None) -> nn.Sequential:
-    """Return a new, smaller ``nn.Sequential`` computing the same function as ``model`` (eval mode).
+            support: dict[int, torch.Tensor] | None = None) -> nn.Module:
+    """Return a new, smaller model computing the same function as ``model`` (eval mode).
+
+    An ``nn.Sequential`` of the layers the chain walker plans gives an ``nn.Sequential`` (as
+    below); any other ``nn.Module`` (residual adds, concatenation, grouped / depthwise
+    convolutions, adaptive pooling ...) a pruned copy of itself, same class and module names,
+    built with Torch-Pruning's dependency graph (`projlib.measure.graph`: only channels whose
+    removal is exact are cut, nothing folded; ``support`` is not accepted there).
 
     ``tolerance`` > 0 treats |w| <= tolerance as zero, which changes outputs by at most the
     dropped weights' contribution. ``support`` ({module index: bool tensor of that weight's
@@ -75,6 +82,11 @@ def compact(model: nn.Module, input_shape: tuple[int, ...], tolerance: float = 0
     are cut, nothing is folded (see `projlib.measure.structure`). The original model is not
     modified. O(total weights).
     """
+    if not is_chain(model):
+        if support is not None:
+            raise ValueError("support (a training plan) needs an nn.Sequential the chain "
+                             f"walker plans; got a {type(model).__name__}")
+        return compact_graph(model, input_shape, tolerance).small
     plans = plan_model(model, input_shape, tolerance, support)
     layers: list[nn.Module] = []
     for p in plans:

@@ -31,8 +31,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from projlib import schema
+from projlib.measure.graph import compact_graph
 from projlib.measure.memory import csr_bytes, entropy_bytes
-from projlib.measure.structure import ModulePlan, Select, plan_model
+from projlib.measure.structure import ModulePlan, Select, is_chain, plan_model
 
 # CostReport's totals (summed over layers): the cost columns of the results row.
 _TOTALS = schema.cost_columns()
@@ -208,6 +209,9 @@ def cost_report(model: nn.Module, input_shape: tuple[int, ...], *, tolerance: fl
     """
     if csr_index_bytes not in (4, 8):
         raise ValueError(f"csr_index_bytes must be 4 or 8 (got {csr_index_bytes!r})")
+    if not is_chain(model):
+        return _graph_report(model, input_shape, tolerance, csr_index_bytes, entropy_dtype,
+                             rank_rtol)
     plans = plan_model(model, input_shape, tolerance)
     layers = []
     for p in plans:
@@ -218,3 +222,121 @@ def cost_report(model: nn.Module, input_shape: tuple[int, ...], *, tolerance: fl
     totals = {k: sum(getattr(layer, k) for layer in layers) for k in _TOTALS}
     return CostReport(layers=layers, thop_maccs=thop_maccs(model, tuple(input_shape)),
                       csr_index_bytes=csr_index_bytes, tolerance=float(tolerance), **totals)
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@torch.no_grad()
+def _positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Output positions per sample (Ho*Wo, 1 for a flat Linear) of every Conv/Linear called."""
+    names = {m: n for n, m in model.named_modules()}
+    found: dict[str, int] = {}
+
+    def hook(m, args, out):
+        units = m.out_channels if isinstance(m, nn.modules.conv._ConvNd) else m.out_features
+        found[names[m]] = out[0].numel() // units
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    try:
+        param = next(model.parameters(), None)
+        model(torch.zeros((1, *input_shape), device=param.device if param is not None else "cpu",
+                          dtype=param.dtype if param is not None else torch.float32))
+    finally:
+        for h in hooks:
+            h.remove()
+    return found
+
+
+def _graph_layer(index: int, full: nn.Module, small: nn.Module, positions: int,
+                 tolerance: float, index_bytes: int, entropy_dtype,
+                 rank_rtol: float | None) -> LayerCost:
+    """Costs of one Conv/Linear of a graph model (`small`: its compacted copy)."""
+    w, ws = full.weight.detach(), small.weight.detach()
+    groups = getattr(full, "groups", 1)
+    matrix = ws.reshape(ws.shape[0], -1)
+    structured = ws.numel() * positions  # every weight is used once per output position
+    rank = None
+    lowrank = structured
+    if groups == 1:
+        rank = numerical_rank(matrix, rank_rtol)
+        lowrank = min(structured, rank * (matrix.shape[1] + matrix.shape[0]) * positions)
+    bias, sbias = full.bias, small.bias
+    n_bias = bias.numel() if bias is not None else 0
+    s_bias = sbias.numel() if sbias is not None else 0
+    elem = w.element_size()
+    in_units = w.shape[1] * groups
+    removed = w.shape[0] - ws.shape[0]
+    return LayerCost(
+        index=index, kind=type(full).__name__, in_units=in_units, out_units=w.shape[0],
+        in_kept=ws.shape[1] * getattr(small, "groups", 1), out_kept=ws.shape[0],
+        outputs_zero=removed, outputs_unused=0, outputs_folded=0, rank=rank,
+        maccs_dense=w.numel() * positions, maccs_structured=structured,
+        maccs_nonzero=_nnz(ws, tolerance) * positions, maccs_lowrank=lowrank,
+        params_dense=w.numel() + n_bias, params_structured=ws.numel() + s_bias,
+        params_nonzero=_nnz(ws, tolerance) + _nnz(sbias, tolerance),
+        bytes_dense=(w.numel() + n_bias) * elem, bytes_structured=(ws.numel() + s_bias) * elem,
+        bytes_csr=csr_bytes(matrix, index_bytes, tolerance) + s_bias * elem,
+        bytes_entropy=entropy_bytes(w, entropy_dtype)
+        + (entropy_bytes(bias, entropy_dtype) if bias is not None else 0),
+    )
+
+
+def _graph_norm(index: int, full: nn.Module, small: nn.Module, tolerance: float,
+                entropy_dtype) -> LayerCost:
+    tensors = [t.detach() for t in (full.weight, full.bias)]
+    sub = [t.detach() for t in (small.weight, small.bias)]
+    dense, structured = sum(t.numel() for t in tensors), sum(t.numel() for t in sub)
+    elem = tensors[0].element_size()
+    return LayerCost(
+        index=index, kind=type(full).__name__, in_units=full.num_features,
+        out_units=full.num_features, in_kept=small.num_features, out_kept=small.num_features,
+        outputs_zero=0, outputs_unused=0, outputs_folded=0, rank=None, maccs_dense=0,
+        maccs_structured=0, maccs_nonzero=0, maccs_lowrank=0, params_dense=dense,
+        params_structured=structured, params_nonzero=sum(_nnz(t, tolerance) for t in sub),
+        bytes_dense=dense * elem, bytes_structured=structured * elem,
+        bytes_csr=structured * elem, bytes_entropy=sum(entropy_bytes(t, entropy_dtype)
+                                                       for t in tensors),
+    )
+
+
+def _graph_report(model: nn.Module, input_shape, tolerance: float, index_bytes: int,
+                  entropy_dtype, rank_rtol: float | None) -> CostReport:
+    """`cost_report` of a model off the chain walker (`projlib.measure.graph`): dense and
+    structured MACCs are thop's counts of the model and of its `compact()` copy (BatchNorm and
+    pooling operations included, as thop counts them); nonzero and low-rank MACCs replace the
+    Conv/Linear part of the structured count by the layers' nonzero / low-rank counts.
+    Parameters not in a Conv, Linear or BatchNorm count as dense in every column."""
+    plan = compact_graph(model, input_shape, tolerance)
+    shape = tuple(int(s) for s in input_shape)
+    small_modules = dict(plan.small.named_modules())
+    positions = _positions(plan.small, shape)
+    layers, covered = [], set()
+    for index, (name, m) in enumerate(model.named_modules()):
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and name in positions:
+            layers.append(_graph_layer(index, m, small_modules[name], positions[name],
+                                       tolerance, index_bytes, entropy_dtype, rank_rtol))
+        elif isinstance(m, _NORMS) and m.affine:
+            layers.append(_graph_norm(index, m, small_modules[name], tolerance, entropy_dtype))
+        else:
+            continue
+        covered.update(id(p) for p in m.parameters(recurse=False))
+    totals = {k: sum(getattr(layer, k) for layer in layers) for k in _TOTALS}
+    rest = [p.detach() for p in model.parameters() if id(p) not in covered]
+    n_rest = sum(p.numel() for p in rest)
+    elem = rest[0].element_size() if rest else 4
+    for k in ("params_dense", "params_structured"):
+        totals[k] += n_rest
+    totals["params_nonzero"] += sum(_nnz(p, tolerance) for p in rest)
+    for k in ("bytes_dense", "bytes_structured", "bytes_csr"):
+        totals[k] += n_rest * elem
+    totals["bytes_entropy"] += sum(entropy_bytes(p, entropy_dtype) for p in rest)
+    dense, structured = thop_maccs(model, shape), thop_maccs(plan.small, shape)
+    if dense is not None and structured is not None:
+        other = structured - totals["maccs_structured"]  # BN, pooling ... as thop counts them
+        totals["maccs_dense"], totals["maccs_structured"] = dense, structured
+        totals["maccs_nonzero"] += other
+        totals["maccs_lowrank"] += other
+    return CostReport(layers=layers, thop_maccs=dense, csr_index_bytes=index_bytes,
+                      tolerance=float(tolerance), **totals)

@@ -81,6 +81,17 @@ class ModulePlan:
     outputs_unused: int = 0
 
 
+def is_chain(model: nn.Module) -> bool:
+    """Is `model` one the chain walker plans (an `nn.Sequential` of the SUPPORTED modules,
+    ungrouped convolutions, the default Flatten)? Every other model goes to
+    `projlib.measure.graph` (Torch-Pruning's dependency graph)."""
+    return isinstance(model, nn.Sequential) and all(
+        isinstance(m, SUPPORTED)
+        and not (isinstance(m, nn.Conv2d) and m.groups != 1)
+        and not (isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) != (1, -1))
+        for m in model)
+
+
 def validate(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
     """Check the model type and ``input_shape``; return ``input_shape`` as a tuple of ints."""
     if not isinstance(model, nn.Sequential):

@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from projlib.measure.graph import compact_graph
+from projlib.measure.structure import is_chain
 from projlib.measure.structure import validate as check_walkable
 from projlib.projections import REGISTRY, constraint_names
 from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
@@ -357,11 +359,13 @@ def _check_plugin_model(path: str, input_shape: tuple[int, int, int], num_classe
     except ValueError as exc:
         raise ValueError(f"{exc} (dataset {dataset!r})") from None
     try:
-        check_walkable(model, input_shape)
-    except (TypeError, ValueError) as exc:
+        if is_chain(model):
+            check_walkable(model, input_shape)
+        else:  # any other module: Torch-Pruning's dependency graph must trace it
+            compact_graph(model, input_shape)
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(
-            f"model {path!r}: greenbench's cost analysis and compaction need an nn.Sequential "
-            f"of Flatten, Linear, Conv2d, ReLU, pooling, Dropout, BatchNorm: {exc}"
+            f"model {path!r}: greenbench's cost analysis and compaction cannot handle it: {exc}"
         ) from None
     return model
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from projlib.measure.compact import compact
-from projlib.measure.structure import plan_model
+from projlib.measure.structure import is_chain, plan_model
 
 # Modules whose training-mode behaviour depends on the number of units they see.
 _WIDTH_DEPENDENT = (nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d)
@@ -71,7 +71,7 @@ class CompactedNet:
 
 def compactable(model: nn.Module) -> bool:
     """Can `model` be retrained compacted with steps identical to the masked full-size ones?"""
-    return isinstance(model, nn.Sequential) and not any(
+    return is_chain(model) and not any(  # the chain walker plans the training support
         isinstance(m, _WIDTH_DEPENDENT) for m in model.modules())
 
 

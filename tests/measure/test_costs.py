@@ -118,8 +118,10 @@ def test_entropy_of_model_sums_tensors() -> None:
 
 
 @pytest.mark.parametrize("bad,err", [
-    (nn.Sequential(nn.Linear(4, 2), nn.Tanh()), TypeError),
-    (nn.Linear(4, 2), TypeError),
+    (lambda x: x, TypeError),  # any nn.Module is analysed (projlib.measure.graph), nothing else
+    ("mlp", TypeError),
+    (nn.Sequential(nn.Linear(3, 2)), ValueError),  # the shape does not fit it: said, not traced
+    (nn.Linear(3, 2), ValueError),
 ])
 def test_rejects_unsupported_models(bad, err) -> None:
     with pytest.raises(err, match="model"):

@@ -1,0 +1,1 @@
+"""Examples runnable from the repository root (`greenbench run --model examples.resnet:build`)."""
