@@ -181,7 +181,7 @@ def projection_cold(repeats: int, calls: int = 100) -> None:
     first, x = torch.nn.Linear(784, 300), torch.rand(BATCH, 784)
     for name in PROJECTED:
         spec = REGISTRY[name]
-        kwargs = {"groups": "columns"} if "columns" in spec.groups else {}
+        kwargs = {"groups": "columns"} if spec.grouped else {}
         medians: dict[str, list[float]] = {"warm": [], "after forward/backward": []}
         for _ in range(repeats):
             for case, times in medians.items():

@@ -60,7 +60,7 @@ def warmup() -> None:
         for shape in shapes:
             W = torch.randn(shape, generator=gen, dtype=dtype)
             for name in REGISTRY:
-                for groups in REGISTRY[name].groups or ("columns",):
+                for groups in REGISTRY[name].groupings:
                     project(W, name, 0.5, groups)
                     project(W, name, 1e6, groups)
         project_simplex(torch.randn(5, generator=gen, dtype=dtype), 1.0)

@@ -5,10 +5,11 @@ projection of the singular values), M' = U diag(s') V^T (pyproximal's ``Nuclear`
 same).  Exactly one SVD per call: the inside-ball early return reads the singular values of that
 same SVD, and the reconstruction only multiplies the r columns with s'_k > 0, O(r m n).  Cost is
 dominated by the SVD, O(m n min(m, n)).  A 1-D tensor is read as an (n, 1) column, a conv weight
-(out, in, kh, kw) as the (out, in*kh*kw) matrix.  ``groups`` does not change the result (M and
-M^T have the same singular values) and is only validated.  A matrix whose largest entry is
-extreme (squares that would overflow/underflow inside the SVD) is projected exactly rescaled by
-a power of two: the ball is positively homogeneous, P_r(M) = s P_{r/s}(M / s).
+(out, in, kh, kw) as the (out, in*kh*kw) matrix.  It takes no ``groups`` (M and M^T have the
+same singular values): the registry's spec (``groups=()``) refuses any but the default.  A
+matrix whose largest entry is extreme (squares that would overflow/underflow inside the SVD) is
+projected exactly rescaled by a power of two: the ball is positively homogeneous,
+P_r(M) = s P_{r/s}(M / s).
 
 Off the CPU (CUDA) the SVD and the reconstruction run in float64 ("precise" mode of
 ``_torch_ops.project_nuclear``): float32 GPU SVDs (and TF32 matmuls, when enabled) left
@@ -27,17 +28,15 @@ import torch
 from projlib.projections import _torch_ops
 from projlib.projections._validate import (
     as_contiguous,
-    check_groups,
     check_radius,
     check_tensor,
 )
 
 
-def project_nuclear(W: torch.Tensor, radius: float, groups: str = "columns") -> torch.Tensor:
+def project_nuclear(W: torch.Tensor, radius: float) -> torch.Tensor:
     """Exact Euclidean projection of the matrix view of ``W`` onto the nuclear-norm ball."""
     W = check_tensor(W, grouped=True)
     r = check_radius(radius)
-    check_groups(groups)
     X = as_contiguous(W)
     if X.numel() == 0:
         return X.clone()

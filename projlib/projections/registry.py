@@ -144,11 +144,18 @@ class ProjectionSpec:
         """The result depends on ``groups`` (it accepts "rows" as well as "columns")."""
         return bool(self.groups)
 
+    @property
+    def groupings(self) -> tuple[str, ...]:
+        """Every value of ``groups`` this constraint takes: ``self.groups``, or only the default
+        "columns" for an operator whose result does not depend on a grouping."""
+        return self.groups or ("columns",)
+
     def check_groups(self, groups: object) -> str:
-        """``groups`` after checking it is a grouping name this constraint accepts: one of
-        ``self.groups``, or the default "columns" (which every constraint accepts)."""
+        """``groups`` after checking it is a grouping name this constraint accepts (one of
+        :attr:`groupings`).  The one rule for every caller: project, the norm, the registered
+        operators of the ungrouped constraints, TrainConfig, Projector and the sweep."""
         g = check_groups(groups)
-        if g != "columns" and g not in self.groups:
+        if g not in self.groupings:
             raise ValueError(
                 f"groups does not apply to the {self.name!r} constraint (its result does not "
                 f"depend on a grouping); leave it at its default, got {g!r}"
@@ -167,22 +174,13 @@ class ProjectionSpec:
 
 
 def _l1_entry(W: torch.Tensor, radius: float, groups: str = "columns") -> torch.Tensor:
-    _ungrouped("l1", groups, "it treats W as one vector")
+    _SPECS["l1"].check_groups(groups)  # l1 treats W as one vector
     return project_l1(W, radius)
 
 
 def _nuclear_entry(W: torch.Tensor, radius: float, groups: str = "columns") -> torch.Tensor:
-    _ungrouped("nuclear", groups, "M and M^T have the same singular values")
+    _SPECS["nuclear"].check_groups(groups)  # M and M^T have the same singular values
     return project_nuclear(W, radius)
-
-
-def _ungrouped(name: str, groups: object, why: str) -> None:
-    check_groups(groups)
-    if groups != "columns":
-        raise ValueError(
-            f"groups does not apply to the {name!r} constraint ({why}); "
-            f"leave it at its default, got {groups!r}"
-        )
 
 
 def _defaults(*radii: float) -> Mapping[str, tuple[float, ...]]:

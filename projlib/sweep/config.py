@@ -311,7 +311,7 @@ class SweepConfig:
                             continue
                         for c in self.constraints:
                             point = dict(base)
-                            if not REGISTRY[c].groups:
+                            if not REGISTRY[c].grouped:
                                 # `groups` means nothing to an ungrouped operator (l1, nuclear)
                                 # and TrainConfig rejects it there; a sweep over l1 and l21 with
                                 # groups="rows" applies it where it has a meaning.

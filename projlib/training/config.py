@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from projlib.projections import REGISTRY, constraint_names
+from projlib.projections._validate import GROUPS_CHOICES
 from projlib.training.datasets import DATASETS, MAX_VALIDATION
 from projlib.training.models import MODELS
 from projlib.training.plugins import check_path, is_plugin
@@ -21,23 +22,7 @@ from projlib.training.projector import RADIUS_MODES
 PROCEDURE_NAMES: tuple[str, ...] = ("dense", "projected", "lottery", "magnitude")
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
 DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", "auto")
-GROUP_NAMES: tuple[str, ...] = ("columns", "rows")
-
-
-
-def _constraint_names() -> tuple[str, ...]:
-    # Imported lazily: the registry is the single source of constraint names, and importing it
-    # here at module load would make the config unusable while projections are being built.
-
-    return tuple(constraint_names())
-
-
-def _accepted_groups(name: str) -> tuple[str, ...]:
-    # The groupings the constraint's registry spec accepts ("columns", "rows") or () (then only
-    # the default "columns", which means nothing to it). Read at call time, like the names.
-
-    return tuple(REGISTRY[name].groups)
-
+GROUP_NAMES: tuple[str, ...] = GROUPS_CHOICES
 
 # Upper bounds: far above any real run, low enough that a typo fails here with one line instead
 # of an OverflowError / MemoryError deep in torch.
@@ -202,11 +187,8 @@ class TrainConfig:
                     + (" (or give layer_sparsity)" if self.procedure == "magnitude" else "")
                 )
             return
-        _check_choice("constraint", self.constraint, _constraint_names())
-        if self.groups != "columns" and self.groups not in _accepted_groups(self.constraint):
-            raise ValueError(
-                f"groups does not apply to constraint={self.constraint!r}; leave it at 'columns'"
-            )
+        _check_choice("constraint", self.constraint, constraint_names())
+        REGISTRY[self.constraint].check_groups(self.groups)
         if self.radius is None:
             raise ValueError(f"radius is required with constraint={self.constraint!r}")
         _check_positive_float("radius", self.radius)

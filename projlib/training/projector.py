@@ -118,8 +118,8 @@ class Projector:
             radii = [self.radius * float(spec.norm(norms_of[n].detach(), self.groups))
                      for n in self.names]
         self.radii: dict[str, float] = dict(zip(self.names, radii, strict=True))
-        # Resolved once, not per step; `groups` is passed only where the spec lists it.
-        kwargs = {"groups": self.groups} if self.groups in spec.groups else {}
+        # Resolved once, not per step; `groups` is passed only to a grouped operator.
+        kwargs = {"groups": self.groups} if spec.grouped else {}
         self._fn: Callable[..., torch.Tensor] = functools.partial(spec.fn, **kwargs)
         self._radii = radii
         self._handles: list[RemovableHandle] = []

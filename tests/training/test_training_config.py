@@ -71,3 +71,48 @@ def test_bad_config_rejected(kwargs, exc, match):
 def test_magnitude_with_layer_sparsity_needs_no_constraint():
     cfg = TrainConfig(procedure="magnitude", layer_sparsity={"3.weight": 0.5})
     assert cfg.layer_sparsity == (("3.weight", 0.5),)
+
+
+def test_every_layer_asks_the_spec_whether_groups_applies():
+    """One rule for `groups`: a grouped toy constraint (registered with groups=("columns",
+    "rows")) and an ungrouped one are accepted or refused alike by project, the norm,
+    TrainConfig, the Projector and the sweep (which keeps "rows" only where it applies)."""
+    import dataclasses
+    import functools
+
+    import torch
+    from torch import nn
+
+    from projlib.projections import REGISTRY, project, register, unregister
+    from projlib.sweep import SweepConfig
+    from projlib.training import Projector
+
+    grouped = register(dataclasses.replace(REGISTRY["l21"], name="toy_grouped"))
+    ungrouped = register(dataclasses.replace(REGISTRY["l1"], name="toy_ungrouped",
+                                             fn=lambda W, r, groups="columns": W.clone()))
+    try:
+        W = torch.randn(4, 3)
+        model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(),
+                              nn.Linear(4, 2))
+        for spec in (grouped, ungrouped):
+            for groups in ("columns", "rows"):
+                name = spec.name
+                calls = (functools.partial(project, W, name, 1.0, groups),
+                         functools.partial(spec.norm, W, groups),
+                         functools.partial(TrainConfig, procedure="projected", constraint=name,
+                                           radius=1.0, groups=groups),
+                         functools.partial(Projector, model, name, radius=1.0, groups=groups))
+                if groups in spec.groupings:
+                    for call in calls:
+                        call()
+                else:
+                    for call in calls:
+                        with pytest.raises(ValueError, match="groups does not apply"):
+                            call()
+        sweep = SweepConfig(constraints=("toy_grouped", "toy_ungrouped"), radii=(1.0,),
+                            epochs=1, options=(("groups", "rows"),))
+        assert {p.constraint: p.groups for p in sweep.points() if p.constraint} == {
+            "toy_grouped": "rows", "toy_ungrouped": "columns"}
+    finally:
+        unregister("toy_grouped")
+        unregister("toy_ungrouped")
