@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from projlib.cli import app
 from projlib.cli.common import report_provenance
-from projlib.cli.options import DEFAULT_RADII, RunFlags, resolve_run_options
+from projlib.cli.options import RunFlags, default_radii, resolve_run_options
 from projlib.projections import (
     REGISTRY,
     ProjectionSpec,
@@ -127,7 +127,7 @@ def test_configs_validate_against_the_live_registry(toy):
     groups = {p.constraint: p.groups for p in sweep.points() if p.constraint}
     assert groups == {NAME: "columns", "l21": "rows"}
     # no radius given: the spec's default radii for the swept model
-    assert DEFAULT_RADII[NAME] == RADII
+    assert default_radii(NAME) == RADII
     options = resolve_run_options(RunFlags(constraint=(NAME,), procedure=("projected",)))
     assert options.sweep.radii_for(NAME) == RADII
     assert report_provenance(Path("x.db"))["constraints"][NAME] == {"label": LABEL,
@@ -170,10 +170,10 @@ def test_unregister_leaves_no_stale_name_behind():
     spec = register(replace(toy_spec(), name=name))
     try:
         assert TrainConfig(procedure="projected", constraint=name, radius=0.5).constraint == name
-        assert DEFAULT_RADII[name] == RADII
+        assert default_radii(name) == RADII
     finally:
         assert unregister(name) is spec
-    assert name not in REGISTRY and name not in DEFAULT_RADII
+    assert name not in REGISTRY and default_radii(name) == ()
     with pytest.raises(ValueError, match="name must be one of"):
         project(torch.ones(3), name, 1.0)
     with pytest.raises(ValueError, match="constraint"):

@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from typing import Any
 import torch
 
 from projlib.cli.paths import path_problem, shown
-from projlib.measure.carbon import CarbonBackend, known_countries
+from projlib.measure.carbon import DEFAULT_COUNTRY, CarbonBackend, known_countries
 from projlib.projections import REGISTRY, constraint_names
 from projlib.sweep import PointSettings, SweepConfig, resolve_device
 from projlib.sweep.warmup import AUTO
@@ -83,7 +83,7 @@ __all__ = [
     "DEFAULT_DB",
     "DEFAULT_REPORT",
     "DEFAULT_CONSTRAINTS",
-    "DEFAULT_RADII",
+    "DEFAULT_COUNTRY",
     "default_radii",
     "DEFAULT_EPOCHS",
     "DEFAULT_TRAIN_OPTIONS",
@@ -95,7 +95,6 @@ _SWEEP_DEFAULTS = {f.name: f.default for f in fields(SweepConfig)}
 DEFAULT_DB = Path("reports/greenbench.db")
 DEFAULT_REPORT = Path("reports/greenbench.html")
 EXECUTORS = ("local", "ray")
-DEFAULT_COUNTRY = "FRA"  # the paper's authors' grid; pass --country for yours
 DEFAULT_EPOCHS = _TRAIN_DEFAULTS["epochs"]
 # Bounds that keep a typo from allocating the machine away (`--seeds 1000000000`): a sweep
 # larger than DEFAULT_MAX_POINTS must be asked for with --max-points.
@@ -106,9 +105,9 @@ MAX_CONFIG_BYTES = 1 << 20  # a sweep file is a few hundred bytes; 1 MiB is far 
 DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {
     k: _TRAIN_DEFAULTS[k] for k in ("optimizer", "lr", "batch_size")
 }
-# The constraints swept when none is given (a choice of the CLI, not a property of each
-# constraint: what they are is in the registry, REGISTRY[name]).
-DEFAULT_CONSTRAINTS = ("l1", "l21", "l11")
+# The constraints swept when none is given: SweepConfig's (a choice of the sweep, not a
+# property of each constraint: what they are is in the registry, REGISTRY[name]).
+DEFAULT_CONSTRAINTS: tuple[str, ...] = _SWEEP_DEFAULTS["constraints"]
 _DEFAULT_MODELS: tuple[str, ...] = _SWEEP_DEFAULTS["models"]
 
 
@@ -120,30 +119,6 @@ def default_radii(constraint: str, models: Sequence[str] = _DEFAULT_MODELS) -> t
     if spec is None:
         return ()
     return tuple(sorted({r for m in models if isinstance(m, str) for r in spec.radii_for(m)}))
-
-
-class _DefaultRadii(Mapping[str, tuple[float, ...]]):
-    """``DEFAULT_RADII[name]``: the default radii of the default model (digits/mlp) for every
-    registered constraint, read from the registry on each access (never a stale copy)."""
-
-    def __getitem__(self, name: str) -> tuple[float, ...]:
-        radii = default_radii(name)
-        if not radii:
-            raise KeyError(name)
-        return radii
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([n for n in constraint_names() if default_radii(n)])
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
-
-
-# Kept for the imports that predate the registry's default radii (a live view of them).
-DEFAULT_RADII: Mapping[str, tuple[float, ...]] = _DefaultRadii()
 
 
 class OptionError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,8 +24,7 @@ from projlib.cli.common import (
 )
 from projlib.cli.options import (
     DEFAULT_CONSTRAINTS,
-    DEFAULT_DB,
-    DEFAULT_REPORT,
+    DEFAULT_FLAGS,
     OptionError,
     RunFlags,
     RunOptions,
@@ -43,6 +43,7 @@ from projlib.training import (
     MODELS,
     DatasetError,
     DatasetNotFoundError,
+    TrainConfig,
     build_model,
 )
 
@@ -51,9 +52,35 @@ __all__ = ["run"]
 # Help text only (computed at import: a constraint registered later is not listed here, but
 # it is accepted: the names are validated against the registry when the options are resolved).
 _CONSTRAINTS = ", ".join(constraint_names())
-_DEFAULT_CONSTRAINTS = ", ".join(DEFAULT_CONSTRAINTS)
 _DATASETS = ", ".join(DATASETS)
 _MODELS = ", ".join(MODELS)
+# What each option resolves to when neither the command line nor a TOML file gives it:
+# DEFAULT_FLAGS, then TrainConfig's own defaults, so the help cannot drift from what runs.
+_DEFAULTS: dict[str, Any] = {
+    **{f.name: f.default for f in fields(TrainConfig)},
+    **{f.name: getattr(DEFAULT_FLAGS.train, f.name) for f in fields(TrainFlags)
+       if getattr(DEFAULT_FLAGS.train, f.name) is not None},
+    **{f.name: getattr(DEFAULT_FLAGS, f.name) for f in fields(RunFlags)
+       if f.name != "train" and getattr(DEFAULT_FLAGS, f.name) is not None},
+    "constraint": DEFAULT_CONSTRAINTS,
+}
+
+
+_PAPER_STEP = "the paper's step"
+
+
+def _default(name: str, note: str = "") -> str:
+    """'(default: VALUE[, note])' for the help of option ``name``, VALUE from ``_DEFAULTS``."""
+    value = _DEFAULTS[name]
+    if isinstance(value, bool):
+        text = "on" if value else "off"
+    elif isinstance(value, (tuple, list)):
+        text = ", ".join(map(str, value))
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    else:
+        text = str(value)
+    return f"(default: {text}{', ' + note if note else ''})"
 
 
 
@@ -65,16 +92,16 @@ def run(
     ] = None,
     dataset: Annotated[
         list[str] | None, typer.Option(help=f"Dataset (repeatable): {_DATASETS}, or "
-                                        "package.module:loader (your own). (default: digits)")
+                                        f"package.module:loader (your own). {_default('dataset')}")
     ] = None,
     model: Annotated[
         list[str] | None, typer.Option(help=f"Model (repeatable): {_MODELS}, or "
-                                        "package.module:factory (your own). (default: mlp)")
+                                        f"package.module:factory (your own). {_default('model')}")
     ] = None,
     constraint: Annotated[
         list[str] | None,
         typer.Option(help=f"Constraint (repeatable): {_CONSTRAINTS}. "
-                          f"(default: {_DEFAULT_CONSTRAINTS})"),
+                          f"{_default('constraint')}"),
     ] = None,
     radius: Annotated[
         list[str] | None,
@@ -86,25 +113,29 @@ def run(
         typer.Option(help="projected|lottery|magnitude|dense (repeatable; dense is always added)."),
     ] = None,
     seeds: Annotated[
-        int | None, typer.Option(help="Number of seeds (0..N-1). (default: 1)")
+        int | None, typer.Option(help=f"Number of seeds (0..N-1). {_default('seeds')}")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per phase. (default: 20)")] = None,
-    device: Annotated[str | None, typer.Option(help="auto|cpu|cuda (default: auto)")] = None,
-    executor: Annotated[str | None, typer.Option(help="local|ray (default: local)")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help=f"Epochs per phase. {_default('epochs')}")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help=f"auto|cpu|cuda {_default('device')}")] = None,
+    executor: Annotated[str | None, typer.Option(help=f"local|ray {_default('executor')}")] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (default: start a local instance).")
     ] = None,
     gpus_per_task: Annotated[
-        float | None, typer.Option(help="GPUs per Ray task (ray executor). (default: 0)")
+        float | None, typer.Option(help="GPUs per Ray task (ray executor). "
+                                     f"{_default('gpus_per_task')}")
     ] = None,
     db: Annotated[
-        Path | None, typer.Option(help=f"Results database. (default: {DEFAULT_DB})")
+        Path | None, typer.Option(help=f"Results database. {_default('db')}")
     ] = None,
     report: Annotated[
-        Path | None, typer.Option(help=f"HTML report to write. (default: {DEFAULT_REPORT})")
+        Path | None, typer.Option(help=f"HTML report to write. {_default('report')}")
     ] = None,
     country: Annotated[
-        str | None, typer.Option(help="ISO 3166-1 alpha-3 grid for carbon. (default: FRA)")
+        str | None, typer.Option(help="ISO 3166-1 alpha-3 grid for carbon. "
+                                   f"{_default('country')}")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where datasets are looked up.")] = None,
     download: Annotated[
@@ -114,22 +145,26 @@ def run(
         bool | None,
         typer.Option("--verify-data/--no-verify-data",
                      help="Check MNIST/Fashion-MNIST/CIFAR-10 files against their published "
-                          "checksums; --no-verify-data for a custom variant. (default: verify)"),
+                          "checksums; --no-verify-data for a custom variant. "
+                          f"{_default('verify_data')}"),
     ] = None,
     cuda_graph: Annotated[
         bool | None,
         typer.Option("--cuda-graph/--no-cuda-graph",
                      help="On CUDA, replay each full-batch training step from one captured CUDA "
-                          "graph (eager where capture is impossible). (default: on)"),
+                          f"graph (eager where capture is impossible). {_default('cuda_graph')}"),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate. (default: 0.02, the paper's step)")
+        float | None, typer.Option(help=f"Learning rate. {_default('lr', _PAPER_STEP)}")
     ] = None,
     optimizer: Annotated[
-        str | None, typer.Option(help="adam|sgd (sgd: momentum 0.9). (default: sgd)")
+        str | None, typer.Option(help="adam|sgd (sgd: momentum 0.9). "
+                                   f"{_default('optimizer')}")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size. (default: 32)")] = None,
-    groups: Annotated[str | None, typer.Option(help="columns|rows")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=f"Minibatch size. {_default('batch_size')}")
+    ] = None,
+    groups: Annotated[str | None, typer.Option(help=f"columns|rows {_default('groups')}")] = None,
     retrain_epochs: Annotated[
         int | None, typer.Option(help="Epochs of the lottery/magnitude retraining phase.")
     ] = None,
@@ -137,12 +172,12 @@ def run(
         float | None,
         typer.Option(help="Fraction of the training set held out as a fixed validation split "
                           "(per-epoch accuracy and val_accuracy on it; the test set is read "
-                          "once, at the end). (default: 0, no split)"),
+                          f"once, at the end). {_default('validation', 'no split')}"),
     ] = None,
     radius_mode: Annotated[
         str | None,
         typer.Option(help="absolute|relative: relative makes each radius a fraction of each "
-                          "constrained layer's norm at initialisation. (default: absolute)"),
+                          f"constrained layer's norm at initialisation. {_default('radius_mode')}"),
     ] = None,
     retry_failed: Annotated[
         bool | None,
@@ -151,17 +186,19 @@ def run(
     threads: Annotated[
         str | None,
         typer.Option(help="Torch intra-op threads per point: N, or auto (measured per model: "
-                          "more threads only when a step is >= 1.25x faster). (default: auto)"),
+                          "more threads only when a step is >= 1.25x faster). "
+                          f"{_default('threads')}"),
     ] = None,
     measure_inference: Annotated[
         bool | None,
         typer.Option("--measure-inference/--no-measure-inference",
                      help="After training, measure latency, throughput and energy per 1,000 "
-                          "inferences of the model and its compacted version. (default: on)"),
+                          "inferences of the model and its compacted version. "
+                          f"{_default('measure_inference')}"),
     ] = None,
     max_points: Annotated[
         int | None,
-        typer.Option(help="Refuse a sweep with more points than this. (default: 10000)"),
+        typer.Option(help=f"Refuse a sweep with more points than this. {_default('max_points')}"),
     ] = None,
 ) -> None:
     """Run a sweep (resumable), store every point in the db, then write the HTML report.

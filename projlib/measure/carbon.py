@@ -21,6 +21,8 @@ from projlib.measure.types import ESTIMATE_METHOD, BackendReading, BackendStatus
 JOULES_PER_KWH = 3.6e6
 #: Names CodeCarbon's figures in ``EnergyResult.carbon_method``.
 CARBON_SOURCE = "CodeCarbon offline"
+# The grid used when none is given: the paper's authors' (France); pass yours (--country).
+DEFAULT_COUNTRY = "FRA"
 
 
 def _quiet_codecarbon() -> None:

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from projlib.measure.backend import EnergyBackend
-from projlib.measure.carbon import JOULES_PER_KWH, CarbonBackend
+from projlib.measure.carbon import DEFAULT_COUNTRY, JOULES_PER_KWH, CarbonBackend
 from projlib.measure.nvml import NvmlBackend
 from projlib.measure.rapl import DEFAULT_ROOT, RaplBackend
 from projlib.measure.types import (
@@ -68,7 +68,7 @@ T = TypeVar("T")
 class MeterConfig:
     """Settings of an :class:`EnergyMeter`, validated here (ValueError names the field)."""
 
-    country_iso_code: str = "FRA"
+    country_iso_code: str = DEFAULT_COUNTRY
     backends: tuple[str, ...] = BACKEND_NAMES
     sample_hz: float = 20.0
     counter_period_s: float = 0.1
@@ -119,7 +119,7 @@ class Window:
 class EnergyMeter:
     """Measures energy (and carbon) over windows; one window at a time per meter."""
 
-    def __init__(self, country_iso_code: str = "FRA", *,
+    def __init__(self, country_iso_code: str = DEFAULT_COUNTRY, *,
                  backends: tuple[str, ...] = BACKEND_NAMES, sample_hz: float = 20.0,
                  counter_period_s: float = 0.1, rapl_root: str = DEFAULT_ROOT,
                  idle_baseline_s: float = 0.0,
@@ -389,7 +389,7 @@ class EnergyMeter:
         self.close()
 
 
-def probe_backends(rapl_root: str = DEFAULT_ROOT, country_iso_code: str = "FRA",
+def probe_backends(rapl_root: str = DEFAULT_ROOT, country_iso_code: str = DEFAULT_COUNTRY,
                    refresh: bool = False) -> list[BackendStatus]:
     """Status of nvml, rapl and codecarbon on this machine.
 

@@ -280,3 +280,22 @@ def test_unreadable_dataset_is_one_line_before_anything_runs(tmp_path: Path) -> 
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Error: --dataset: mnist: ") and result.stderr.count("\n") == 1
     assert not db.exists()
+
+
+def test_run_help_shows_the_defaults_a_bare_run_resolves_to() -> None:
+    """The help's defaults are read from the values `greenbench run` resolves to with no
+    flags, never written by hand: each one shown is what a bare run uses."""
+    from projlib.cli.options import RunFlags, resolve_run_options
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "2000"},
+                                terminal_width=2000)
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    opts = resolve_run_options(RunFlags())
+    train = dict(opts.sweep.options)
+    for value in (", ".join(opts.sweep.datasets), ", ".join(opts.sweep.models),
+                  ", ".join(opts.sweep.constraints), str(opts.sweep.epochs),
+                  str(len(opts.sweep.seeds)), opts.country, str(opts.db), str(opts.report),
+                  opts.executor, f"{train['lr']:g}", train["optimizer"],
+                  str(train["batch_size"])):
+        assert f"(default: {value}" in shown, value
