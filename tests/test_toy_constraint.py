@@ -41,6 +41,7 @@ from projlib.projections import (
     register,
     unregister,
 )
+from projlib.report.constraints import read_constraints
 from projlib.report.figures import constraint_colours, constraint_label
 from projlib.sweep import SweepConfig
 from projlib.training import TrainConfig
@@ -130,8 +131,8 @@ def test_configs_validate_against_the_live_registry(toy):
     assert default_radii(NAME) == RADII
     options = resolve_run_options(RunFlags(constraint=(NAME,), procedure=("projected",)))
     assert options.sweep.radii_for(NAME) == RADII
-    assert report_provenance(Path("x.db"))["constraints"][NAME] == {"label": LABEL,
-                                                                    "colour": COLOUR}
+    info = read_constraints(report_provenance(Path("x.db")))[NAME]
+    assert (info.label, info.colour, info.low_rank) == (LABEL, COLOUR, False)
 
 
 def test_spec_validation_and_registration_errors(toy):
@@ -216,11 +217,11 @@ def test_greenbench_run_trains_stores_and_reports_the_toy(toy, tmp_path):
 
 
 def test_report_colours_and_labels_come_from_provenance_styles():
-    """Styles given: their colours and labels (escaped, invalid colours ignored); names they
-    lack get the palette colours no styled constraint uses. None given: today's palette."""
+    """Records given: their colours and labels (escaped, invalid colours ignored); names they
+    lack get the palette colours no recorded constraint uses. None given: sorted, palette."""
     points = [SimpleNamespace(constraint=c) for c in ("l11", "l1", "mystery", None)]
-    styles = {"l1": {"label": "L-one", "colour": "#ABCDEF"},
-              "l11": {"label": "<b>x</b>", "colour": "bad"}}
+    styles = read_constraints({"constraints": {"l1": {"label": "L-one", "colour": "#ABCDEF"},
+                                               "l11": {"label": "<b>x</b>", "colour": "bad"}}})
     colours = constraint_colours(points, styles)
     assert list(colours) == ["l1", "l11", "mystery"]
     assert colours["l1"] == "#ABCDEF" and colours["l11"] == "#1f77b4"
@@ -229,4 +230,5 @@ def test_report_colours_and_labels_come_from_provenance_styles():
     assert constraint_label("l21", styles) == "l21"
     assert constraint_colours(points) == {"l1": "#1f77b4", "l11": "#ff7f0e",
                                           "mystery": "#2ca02c"}
-    assert constraint_colours(points, {"l1": "not a mapping"}) == constraint_colours(points)
+    unstyled = read_constraints({"constraints": {"l1": "not a mapping"}})
+    assert constraint_colours(points, unstyled) == constraint_colours(points)

@@ -16,6 +16,7 @@ from projlib.cli.paths import is_db_file, path_problem, write_atomically
 from projlib.measure import probe_backends
 from projlib.projections import REGISTRY
 from projlib.report import REPORT_GENERATOR, ReportConfig, build_report, is_greenbench_report
+from projlib.report.constraints import ConstraintInfo
 from projlib.sweep import ResultsStore, StoreError
 from projlib.sweep.provenance import git_sha, package_version
 
@@ -23,6 +24,7 @@ __all__ = [
     "EXIT_USAGE",
     "check_output_target",
     "check_path",
+    "registry_constraints",
     "check_report_target",
     "fail",
     "one_line",
@@ -152,12 +154,18 @@ def _probe_directory(folder: Path, path: Path, option: str) -> None:
                 pass
 
 
+def registry_constraints() -> dict[str, ConstraintInfo]:
+    """The `ConstraintInfo` of every registered constraint, in registry order: what a report
+    (through its provenance) and `greenbench summary` know of each constraint."""
+    return {name: ConstraintInfo.from_spec(spec) for name, spec in REGISTRY.items()}
+
+
 def report_provenance(
     db: Path, meter: Any | None = None, *, sweep_id: str | None = None, country: str | None = None
 ) -> dict[str, Any]:
     """The run-level provenance panel: energy backends (available or why not), software
     versions of the process writing the report, where the data came from; and, under
-    "constraints", each registered constraint's report label and colour (the report reads
+    "constraints", each registered constraint's `ConstraintInfo` as JSON (the report reads
     them from here: it does not import the projections)."""
     statuses = meter.statuses() if meter is not None else probe_backends()
     out: dict[str, Any] = {
@@ -168,9 +176,7 @@ def report_provenance(
         ],
         "report_package_version": package_version(),
         "report_git_sha": git_sha(),
-        "constraints": {
-            name: {"label": spec.label, "colour": spec.colour} for name, spec in REGISTRY.items()
-        },
+        "constraints": {name: info.to_json() for name, info in registry_constraints().items()},
     }
     if sweep_id is not None:
         out["sweep_id"] = sweep_id

@@ -11,10 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from projlib.cli.common import check_output_target, fail, read_rows, write_output
+from projlib.cli.common import (
+    check_output_target,
+    fail,
+    read_rows,
+    registry_constraints,
+    write_output,
+)
 from projlib.cli.options import DEFAULT_DB
-from projlib.projections import REGISTRY
 from projlib.report import isoacc
+from projlib.report.constraints import low_rank_names
 from projlib.report.summary import (
     BAND_COLUMNS,
     BANDS_POINTS,
@@ -157,7 +163,7 @@ def summary(
     else:
         result = summarise(
             rows, bands,
-            low_rank={name for name, spec in REGISTRY.items() if spec.low_rank},
+            low_rank=low_rank_names(registry_constraints()),
             fully_connected=fully_connected_models(rows),
         )
         text = _render(result, format, cells)
@@ -199,7 +205,7 @@ def _iso_text(rows: list, bands: tuple[float, ...], format: str, cells: bool,
     column = f"{accuracy}_accuracy"
     tables = isoacc.iso_accuracy(
         rows, bands, accuracy=column,
-        low_rank={name for name, spec in REGISTRY.items() if spec.low_rank})
+        low_rank=low_rank_names(registry_constraints()))
     if format == "markdown":
         return isoacc.to_markdown(tables, column)
     flat = isoacc.to_rows(tables)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -19,7 +18,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from projlib import schema
-from projlib.report.aggregate import AggregatePoint, parse_json_field, to_number
+from projlib.report.aggregate import AggregatePoint, Stat, parse_json_field, to_number
+from projlib.report.constraints import (
+    RANK_COUNTED,
+    ConstraintInfo,
+    counted_cost,
+    low_rank_names,
+)
 from projlib.report.pareto import pareto_front
 
 __all__ = [
@@ -37,18 +42,16 @@ __all__ = [
     "timing_line",
 ]
 
-# Constraint labels and colours come from the provenance dict (``provenance["constraints"]``,
-# name -> {"label", "colour"}, written from the projection registry by the CLI): the report
-# must not import projections. Without it (a report rebuilt from rows alone), constraints are
-# ordered as the built-in registry was and coloured from the palette in that order; names not
-# known either way follow in sorted order, with the palette colours no known one uses.
-_KNOWN_CONSTRAINTS = ("l1", "l21", "l1inf", "nuclear", "l11", "l1inf_bilevel")
-_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+# Constraint labels and colours come from `ConstraintInfo` records (`projlib.report.constraints`,
+# read from ``provenance["constraints"]``, written from the projection registry by the CLI): the
+# report does not import projections. Constraints without a record follow in sorted order, with
+# the palette colours no recorded one uses.
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#17becf", "#bcbd22", "#7f7f7f")
 _SYMBOLS = {"projected": "circle", "lottery": "square", "magnitude": "diamond"}
 _EXTRA_SYMBOLS = ("triangle-up", "cross", "x", "pentagon", "hexagon", "triangle-down")
 _DENSE_COLOUR = "#111111"
+_RANK = " (rank)"  # after a low-rank constraint's MACCs, counted by rank
 _LAYOUT = dict(
     template="plotly_white",
     height=460,
@@ -115,34 +118,24 @@ class FigureSpec:
     caption: str | None = None
 
 
-Styles = Mapping[str, Any]  # provenance["constraints"]: name -> {"label": str, "colour": "#rrggbb"}
-
-
-def _style(styles: Styles | None, constraint: str, key: str) -> str | None:
-    entry = styles.get(constraint) if isinstance(styles, Mapping) else None
-    value = entry.get(key) if isinstance(entry, Mapping) else None
-    if not isinstance(value, str) or not value:
-        return None
-    if key == "colour" and not _HEX_COLOUR.fullmatch(value):
-        return None
-    return value
+Styles = Mapping[str, ConstraintInfo]  # name -> its record (`read_constraints(provenance)`)
 
 
 def constraint_label(constraint: str, styles: Styles | None = None) -> str:
-    """The constraint's label from ``styles`` (unescaped), else its name."""
-    return _style(styles, constraint, "label") or constraint
+    """The constraint's label from its record (unescaped), else its name."""
+    info = styles.get(constraint) if styles else None
+    return info.label if info is not None else constraint
 
 
 def constraint_colours(points: Sequence[AggregatePoint],
                        styles: Styles | None = None) -> dict[str, str]:
-    """A colour per constraint of ``points``, in legend order: the order and colours of
-    ``styles`` (``provenance["constraints"]``), else the built-in order and the palette."""
+    """A colour per constraint of ``points``, in legend order: the order and colours of the
+    records in ``styles``, then the others sorted, coloured from the palette."""
     names = {p.constraint for p in points if p.constraint is not None}
-    known = [c for c in styles if isinstance(c, str)] if isinstance(styles, Mapping) else []
-    known += [c for c in _KNOWN_CONSTRAINTS if c not in known]
-    ordered = [c for c in known if c in names]
+    ordered = [c for c in (styles or {}) if c in names]
     ordered += sorted(names - set(ordered))
-    fixed = {c: colour for c in ordered if (colour := _style(styles, c, "colour"))}
+    fixed = {c: colour for c in ordered if styles and c in styles
+             and (colour := styles[c].colour) is not None}
     free = [c for c in _PALETTE if c not in {v.lower() for v in fixed.values()}] or _PALETTE
     spare = itertools.cycle(free)
     return {c: fixed.get(c) or next(spare) for c in ordered}
@@ -164,8 +157,10 @@ def _fmt(value: float | None, std: float | None = None, digits: int = 4) -> str:
     return f"{text} ± {std:.2g}" if std is not None else text
 
 
-def hover_text(point: AggregatePoint, cost: CostAxis | None = None) -> str:
-    """Plotly hover text (escaped user strings, Plotly's <br> for line breaks)."""
+def hover_text(point: AggregatePoint, cost: CostAxis | None = None,
+               stat: Stat | None = None) -> str:
+    """Plotly hover text (escaped user strings, Plotly's <br> for line breaks); ``stat``: the
+    cost as plotted (`cost_stat`), else the point's ``cost.metric``."""
     seeds = ", ".join(str(s) for s in point.seeds) or "not recorded"
     lines = [
         f"<b>{escape(point.label)}</b>",
@@ -176,8 +171,10 @@ def hover_text(point: AggregatePoint, cost: CostAxis | None = None) -> str:
         f"accuracy: {_fmt(point.mean('test_accuracy'), point.std('test_accuracy'))}",
     ]
     if cost is not None:
-        value = _fmt(point.mean(cost.metric), point.std(cost.metric))
-        lines.append(f"{escape(cost.title)}: {value}")
+        stat = stat or point.stats[cost.metric]
+        value = _fmt(stat.mean, stat.std)
+        rank = _RANK if stat is not point.stats[cost.metric] else ""
+        lines.append(f"{escape(cost.title)}{rank}: {value}")
         if cost.metric in _TIMED:
             lines.append(timing_line(point))
     lines += [
@@ -240,13 +237,27 @@ def _errors(values: Sequence[float | None]) -> dict[str, Any]:
     return dict(type="data", array=list(values), visible=any(v is not None for v in values))
 
 
+def cost_stat(point: AggregatePoint, metric: str, styles: Styles | None = None) -> Stat:
+    """The cost ``metric`` of ``point`` over its seeds as plotted: each row's cost as
+    `counted_cost` counts it (by rank for a constraint whose record says ``low_rank``), so the
+    report and the summary count the same; the point's own statistic where nothing differs."""
+    low = low_rank_names(styles or {})
+    if point.constraint not in low or metric != RANK_COUNTED:
+        return point.stats[metric]
+    return Stat.of([counted_cost(r, metric, low) for r in point.rows])
+
+
 def pareto_figure(
     points: Sequence[AggregatePoint], cost: CostAxis, fig_id: str, title: str, why_missing: str,
     styles: Styles | None = None,
 ) -> FigureSpec:
     """Accuracy vs one cost: one colour per constraint, one symbol per procedure, the dense
-    baseline as a black star, the non-dominated set (over all points) joined by a line."""
-    usable = [p for p in points if p.mean(cost.metric) is not None]
+    baseline as a black star, the non-dominated set (over all points) joined by a line. A
+    low-rank constraint's MACCs are counted by rank (`cost_stat`), as `greenbench summary`
+    counts them."""
+    stats = {id(p): cost_stat(p, cost.metric, styles) for p in points}
+    by_rank = cost.metric == RANK_COUNTED
+    usable = [p for p in points if stats[id(p)].mean is not None]
     if not usable:
         return FigureSpec(fig_id, title, None, note=f"not measured: {why_missing}")
     colours, symbols = constraint_colours(points, styles), _symbols(points)
@@ -261,13 +272,15 @@ def pareto_figure(
     ):
         dense = constraint == "dense" and procedure == "dense"
         fig.add_trace(go.Scatter(
-            x=[p.mean(cost.metric) for p in members],
+            x=[stats[id(p)].mean for p in members],
             y=[p.mean("test_accuracy") for p in members],
-            error_x=_errors([p.std(cost.metric) for p in members]),
+            error_x=_errors([stats[id(p)].std for p in members]),
             error_y=_errors([p.std("test_accuracy") for p in members]),
             mode="markers",
             name="dense baseline" if dense
-            else f"{escape(constraint_label(constraint, styles))} · {escape(procedure)}",
+            else f"{escape(constraint_label(constraint, styles))}"
+                 f"{_RANK if constraint in low_rank_names(styles or {}) and by_rank else ''}"
+                 f" · {escape(procedure)}",
             legendgroup="dense" if dense else escape(constraint),
             marker=dict(
                 color=_DENSE_COLOUR if dense else colours.get(constraint, "#7f7f7f"),
@@ -275,27 +288,27 @@ def pareto_figure(
                 size=16 if dense else 10,
                 line=_noise_outline(members, cost.metric in _TIMED),
             ),
-            hovertext=[hover_text(p, cost) for p in members],
+            hovertext=[hover_text(p, cost, stats[id(p)]) for p in members],
             hoverinfo="text",
         ))
     if cost.metric == "epoch_time_median_s":
         fig.add_trace(_within_point_trace(usable))
-    front = pareto_front([p.mean(cost.metric) for p in usable],
+    front = pareto_front([stats[id(p)].mean for p in usable],
                          [p.mean("test_accuracy") for p in usable])
     fig.add_trace(go.Scatter(
-        x=[usable[i].mean(cost.metric) for i in front],
+        x=[stats[id(usable[i])].mean for i in front],
         y=[usable[i].mean("test_accuracy") for i in front],
         mode="lines+markers",
         name="Pareto front",
         line=dict(color="#555555", dash="dash", width=1.5, shape="hv"),
         marker=dict(symbol="circle-open", size=18, color="#555555"),
-        hovertext=[hover_text(usable[i], cost) for i in front],
+        hovertext=[hover_text(usable[i], cost, stats[id(usable[i])]) for i in front],
         hoverinfo="text",
     ))
     fig.update_layout(
         title=dict(text=escape(title)),
         xaxis=dict(title=dict(text=escape(cost.title)),
-                   type="log" if _use_log([p.mean(cost.metric) for p in usable]) else "linear"),
+                   type="log" if _use_log([stats[id(p)].mean for p in usable]) else "linear"),
         yaxis=dict(title=dict(text="test accuracy"), tickformat=".0%"),
         **_LAYOUT,
     )

@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 
 from projlib import schema
 from projlib.report.aggregate import AggregatePoint, aggregate_rows, validate_rows
+from projlib.report.constraints import read_constraints
 from projlib.report.figures import (
     CostAxis,
     FigureSpec,
@@ -224,7 +225,7 @@ def build_report(
     sections: list[str] = []
     nav: list[str] = []
     keys = sorted({(p.dataset, p.model) for p in points})
-    styles = provenance.get("constraints")  # name -> label, colour (from the registry)
+    styles = read_constraints(provenance)  # name -> ConstraintInfo (from the registry)
     for s, (dataset, model) in enumerate(keys):
         members = [p for p in points if (p.dataset, p.model) == (dataset, model)]
         where = f"{dataset} · {model}"

@@ -41,7 +41,8 @@ from typing import Any
 
 from scipy.stats import t as student_t
 
-from projlib.report.summary import BANDS_POINTS, COSTS, _bootstrap_ci, _cost
+from projlib.report.constraints import counted_cost
+from projlib.report.summary import BANDS_POINTS, COSTS, _bootstrap_ci
 
 __all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isotonic",
            "interpolate_cost", "to_markdown", "to_rows", "NONINFERIORITY_LEVEL"]
@@ -222,7 +223,7 @@ def _entry(by_seed: Mapping[int, list[tuple[float, float, Mapping[str, Any]]]], 
     for seed, points in sorted(by_seed.items()):
         pts = []
         for radius, drop, row in sorted(points, key=lambda p: p[0]):
-            value, base = _cost(row, cost, low_rank), row.get(dense_col)
+            value, base = counted_cost(row, cost, low_rank), row.get(dense_col)
             if value is None or not base or value <= 0:
                 continue
             pts.append((drop, value / base))

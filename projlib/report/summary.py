@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ttest_1samp
 
+from projlib.report.constraints import counted_cost
 from projlib.schema import NOISE_FRACTION
 
 __all__ = [
@@ -169,18 +170,6 @@ def _gap(first: BandEntry, second: BandEntry) -> Gap:
     return Gap(len(diffs), statistics.fmean(diffs), low, high, p, second.label)
 
 
-def _cost(row: Mapping[str, Any], cost: str, low_rank: Collection[str]) -> float | None:
-    # A low-rank constraint (the nuclear ball) saves by rank, not by zeros: its MACCs are
-    # those of the factorised layers when that is the smaller count, and its label says
-    # "(rank)". Its bytes stay the structured bytes (no factorised storage is counted).
-    value = row.get(cost)
-    if row.get("constraint") in low_rank and cost == "maccs_structured":
-        low = row.get("maccs_lowrank")
-        if low is not None and (value is None or low < value):
-            value = low
-    return None if value is None else float(value)
-
-
 def _cells(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
     cells: dict[tuple, list[Mapping[str, Any]]] = {}
     for r in rows:
@@ -225,7 +214,7 @@ def summarise(rows: Sequence[Mapping[str, Any]],
                         continue
                     dense_accs = [float(r["test_accuracy"]) for r in base.values()]
                     paired = [r for r in members if r["seed"] in base
-                              and _cost(r, cost, low_rank) is not None
+                              and counted_cost(r, cost, low_rank) is not None
                               and base[r["seed"]].get(dense_cost)]
                     if not paired:
                         continue
@@ -234,7 +223,8 @@ def summarise(rows: Sequence[Mapping[str, Any]],
                     if statistics.fmean(diffs) < -band - _EPS:  # float noise is not a miss
                         continue
                     fractions = [(int(r["seed"]),
-                                  _cost(r, cost, low_rank) / float(base[r["seed"]][dense_cost]))
+                                  counted_cost(r, cost, low_rank)
+                                  / float(base[r["seed"]][dense_cost]))
                                  for r in paired]
                     entry = BandEntry(
                         constraint=str(key[3]), procedure=str(key[2]), radius=key[4],
@@ -288,7 +278,8 @@ def _cell_stats(cells: Mapping[tuple, list[Mapping[str, Any]]],
             continue
         costs: dict[str, tuple[float, float | None] | None] = {}
         for cost, dense_cost, _ in COSTS:
-            pairs = [(_cost(r, cost, low_rank), base[r["seed"]].get(dense_cost)) for r in paired]
+            pairs = [(counted_cost(r, cost, low_rank), base[r["seed"]].get(dense_cost))
+                     for r in paired]
             fr = [c / float(d) for c, d in pairs if c is not None and d]
             costs[cost] = _mean_std(fr) if fr else None  # not measured: None, never a number
         nz = [float(r["fraction_nonzero"]) for r in paired
