@@ -20,8 +20,7 @@ from projlib.cli.common import (
 )
 from projlib.cli.options import DEFAULT_DB
 from projlib.report import isoacc
-from projlib.report.constraints import low_rank_names
-from projlib.report.summary import (
+from projlib.report.claims import (
     BAND_COLUMNS,
     BANDS_POINTS,
     CELL_COLUMNS,
@@ -31,6 +30,7 @@ from projlib.report.summary import (
     to_csv_rows,
     to_markdown,
 )
+from projlib.report.constraints import low_rank_names
 from projlib.training import MODELS
 from projlib.training.config import PROCEDURE_NAMES
 from projlib.training.plugins import is_plugin

@@ -31,7 +31,7 @@ from projlib.report.figures import (
     speedup_figure,
 )
 from projlib.report.pareto import pareto_front
-from projlib.report.provenance import render_provenance_html, summarise_energy
+from projlib.report.provenance_panel import render_provenance_html, summarise_energy
 from projlib.report.static import PAGE_CSS, TABLE_JS
 
 __all__ = [

@@ -41,8 +41,8 @@ from typing import Any
 
 from scipy.stats import t as student_t
 
+from projlib.report.claims import BANDS_POINTS, COSTS, _bootstrap_ci
 from projlib.report.constraints import counted_cost
-from projlib.report.summary import BANDS_POINTS, COSTS, _bootstrap_ci
 
 __all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isotonic",
            "interpolate_cost", "to_markdown", "to_rows", "NONINFERIORITY_LEVEL"]

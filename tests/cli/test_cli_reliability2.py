@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from projlib.cli import app
-from projlib.report.summary import BAND_COLUMNS, CELL_COLUMNS
+from projlib.report.claims import BAND_COLUMNS, CELL_COLUMNS
 from projlib.sweep import ResultsStore
 from projlib.sweep.config import NON_IDENTITY_FIELDS, point_id
 from projlib.training import TrainConfig

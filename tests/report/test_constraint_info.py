@@ -10,9 +10,9 @@ import pytest
 from projlib.cli.common import registry_constraints
 from projlib.projections import REGISTRY, constraint_names
 from projlib.report.aggregate import aggregate_rows
+from projlib.report.claims import summarise
 from projlib.report.constraints import ConstraintInfo, low_rank_names, read_constraints
 from projlib.report.figures import COST_AXES, pareto_figure
-from projlib.report.summary import summarise
 
 
 def _provenance() -> dict:

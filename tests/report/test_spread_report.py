@@ -12,7 +12,7 @@ from test_html import PROVENANCE, figures_of, trace_names
 
 from projlib import schema
 from projlib.report import build_report
-from projlib.report.summary import cell_rows, cells_markdown, summarise, to_markdown
+from projlib.report.claims import cell_rows, cells_markdown, summarise, to_markdown
 
 
 def _timed(rows: list[dict]) -> list[dict]:

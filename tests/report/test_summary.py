@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from projlib.cli import app
-from projlib.report.summary import summarise as summarise_rows
-from projlib.report.summary import to_markdown
+from projlib.report.claims import summarise as summarise_rows
+from projlib.report.claims import to_markdown
 from projlib.sweep import ResultsStore
 
 runner = CliRunner()
