@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
-    "BOOKKEEPING", "COLUMNS", "CONFIG", "DETAIL", "ENERGY_METHODS", "GROUPS", "IDENTITY",
+    "BOOKKEEPING", "COLUMNS", "CONFIG", "DETAIL", "ENERGY_METHODS", "COLUMN_GROUPS", "IDENTITY",
     "KINDS", "METRIC", "NOISE_FRACTION", "NO_UNIT", "PROVENANCE", "REPORT_TABLE", "RUNS_TABLE",
     "SCHEMA_VERSION",
     "STATUSES", "Column", "axis_title", "column", "column_names", "config_columns",
@@ -54,7 +54,8 @@ BOOKKEEPING = "bookkeeping"  # the point's lifecycle, written by the store
 METRIC = "metric"  # what a finished point measured (numbers, or their per-layer detail)
 DETAIL = "detail"  # how the metrics were got: methods, per-device JSON, data variant, country
 PROVENANCE = "provenance"  # the software and hardware that ran the point
-GROUPS: tuple[str, ...] = (IDENTITY, CONFIG, BOOKKEEPING, METRIC, DETAIL, PROVENANCE)
+# The groups of columns of the row schema (not to be confused with a constraint's `groups`).
+COLUMN_GROUPS: tuple[str, ...] = (IDENTITY, CONFIG, BOOKKEEPING, METRIC, DETAIL, PROVENANCE)
 
 #: The unit of a column that is not a quantity (names, ids, JSON, timestamps).
 NO_UNIT = "-"
@@ -78,7 +79,7 @@ class Column:
     name: the column name (SQL and dict key). sql_type: its SQL declaration in the `points`
     table. kind: one of `KINDS`. unit: e.g. "J", "s", "bytes", "MACCs", "fraction", or `NO_UNIT`.
     label: the human label the report and `greenbench runs` show. lower_is_better: True/False
-    for a figure of merit, None where neither is better. group: one of `GROUPS`. version: the
+    for a figure of merit, None where neither is better. group: one of `COLUMN_GROUPS`. version: the
     schema version that added it. description: one line, what a value (and a None) means.
     axis_label: the longer title where the column is a figure axis ("": the label).
     """
@@ -409,8 +410,8 @@ def validate(columns: Iterable[Column] | None = None) -> None:
             raise ValueError(f"{where}: kind {c.kind!r} is not one of {KINDS}")
         if c.sql_type.split()[0] != _SQL_OF_KIND[c.kind]:
             raise ValueError(f"{where}: SQL type {c.sql_type!r} does not hold kind {c.kind!r}")
-        if c.group not in GROUPS:
-            raise ValueError(f"{where}: group {c.group!r} is not one of {GROUPS}")
+        if c.group not in COLUMN_GROUPS:
+            raise ValueError(f"{where}: group {c.group!r} is not one of {COLUMN_GROUPS}")
         if not 1 <= c.version <= SCHEMA_VERSION:
             raise ValueError(f"{where}: version {c.version} outside 1..{SCHEMA_VERSION}")
         if not (c.unit and c.label and c.description):
@@ -440,7 +441,7 @@ def reference_markdown() -> str:
         f"(now {SCHEMA_VERSION}).",
     ]
     better = {True: "lower", False: "higher", None: ""}
-    for group in GROUPS:
+    for group in COLUMN_GROUPS:
         lines += ["", f"## {group}", "", "| column | unit | better | since | meaning |",
                   "|---|---|---|---|---|"]
         lines += [

@@ -14,7 +14,7 @@ from projlib.cli import app
 from projlib.measure.maccs import CostReport
 from projlib.measure.types import ESTIMATE_METHOD, MEASURED_METHODS
 from projlib.report import aggregate, build_report, figures
-from projlib.sweep import COLUMNS, METRIC_COLUMNS, STATUSES, PointSettings, ResultsStore, run_point
+from projlib.sweep import PointSettings, ResultsStore, run_point
 from projlib.sweep import store as store_module
 from projlib.training import TrainConfig
 
@@ -55,15 +55,19 @@ def test_validate_rejects_a_broken_column() -> None:
         schema.validate([good, good])
 
 
-def test_store_aliases_are_derived() -> None:
-    assert COLUMNS == schema.sql_columns()
-    assert METRIC_COLUMNS == schema.metric_columns()
-    assert STATUSES == schema.STATUSES
-    assert store_module.V1_COLUMN_NAMES == schema.names(version=1)
-    assert store_module.SCHEMA_VERSION == schema.SCHEMA_VERSION
-    assert aggregate.METRICS == schema.summary_metrics()
-    # A config column is written at registration, never by a finished point.
-    assert not set(schema.config_columns()) & set(METRIC_COLUMNS)
+def test_a_finished_point_cannot_rewrite_its_config(tmp_path: Path) -> None:
+    """A config or identity column is written at registration, never by a finished point:
+    the store refuses such a key in a point's metrics and leaves the row as registered."""
+    with ResultsStore(tmp_path / "r.db") as store:
+        cfg = {"dataset": "digits", "model": "mlp", "procedure": "dense", "seed": 0, "epochs": 1}
+        store.register_sweep("s", {"x": 1}, [("p0", cfg)])
+        pid = store.claim("s")
+        for column in ("seed", "model", "point_id", "config_json"):
+            with pytest.raises(ValueError, match="unknown columns"):
+                store.complete(pid, {"test_accuracy": 0.5, column: 7})
+        row = store.get(pid)
+    assert row["seed"] == 0 and row["model"] == "mlp" and row["status"] != "done"
+    assert row["test_accuracy"] is None
 
 
 def test_store_table_is_the_schema(tmp_path: Path) -> None:
@@ -99,11 +103,11 @@ def test_cost_columns_are_the_cost_report_totals() -> None:
 def test_report_reads_only_schema_columns() -> None:
     names = set(schema.column_names())
     numeric = {c.name for c in schema.COLUMNS if c.numeric}
-    assert set(aggregate.METRICS) <= numeric
+    assert set(schema.summary_metrics()) <= numeric
     assert set(aggregate.GROUP_FIELDS) <= names
-    assert set(schema.REPORT_TABLE) <= set(aggregate.METRICS)
+    assert set(schema.REPORT_TABLE) <= set(schema.summary_metrics())
     for axis in (*figures.COST_AXES, *figures._FALLBACKS.values()):
-        assert axis.metric in aggregate.METRICS
+        assert axis.metric in schema.summary_metrics()
         assert axis.title == schema.axis_title(axis.metric)
     rows = [dict(dict.fromkeys(names), point_id=f"p{seed}", status="done", dataset="digits",
                  model="mlp", procedure="dense", seed=seed, epochs=1, test_accuracy=0.9)

@@ -192,6 +192,9 @@ def write_report(
     """Render and write the HTML report atomically; returns the path written."""
     check_report_target(path, db, option)
     html = build_report(rows, provenance, config=config)
-    assert REPORT_GENERATOR in html[:4096]
+    if REPORT_GENERATOR not in html[:4096]:
+        # Without its marker the file would not be recognised as a report next time, and every
+        # later run would refuse to replace it: write nothing (checked under `python -O` too).
+        raise RuntimeError("the rendered report lacks its generator marker; nothing written")
     write_output(html, path, option)
     return path

@@ -17,7 +17,6 @@ from typing import Any
 from projlib import schema
 
 __all__ = [
-    "METRICS",
     "GROUP_FIELDS",
     "Stat",
     "AggregatePoint",
@@ -27,9 +26,6 @@ __all__ = [
     "to_number",
 ]
 
-# Every numeric metric column of the row schema, which the report summarises: the value of
-# `projlib.schema.summary_metrics()` at import (`aggregate_rows` reads the schema when called).
-METRICS: tuple[str, ...] = schema.summary_metrics()
 
 # One aggregate per distinct value of these. groups and epochs are part of the key as well as
 # the five sweep axes: seeds run with different groupings or budgets are different experiments.

@@ -25,21 +25,11 @@ from projlib.sweep.executors import (
 )
 from projlib.sweep.provenance import software_provenance
 from projlib.sweep.runner import PointSettings, result_metrics, run_point
-from projlib.sweep.store import (
-    COLUMNS,
-    METRIC_COLUMNS,
-    STATUSES,
-    ResultsStore,
-    StoreError,
-    owner_token,
-)
+from projlib.sweep.store import ResultsStore, StoreError, owner_token
 
 __all__ = [
-    "COLUMNS",
-    "METRIC_COLUMNS",
     "NON_IDENTITY_FIELDS",
     "PointSettings",
-    "STATUSES",
     "TRAIN_OPTION_NAMES",
     "ResultsStore",
     "StoreError",

@@ -36,7 +36,7 @@ from typing import Any
 from projlib import schema
 
 __all__ = [
-    "APPLICATION_ID", "COLUMNS", "METRIC_COLUMNS", "SCHEMA_VERSION", "STATUSES", "ResultsStore",
+    "APPLICATION_ID", "SCHEMA_VERSION", "STATUSES", "ResultsStore",
     "StoreError", "owner_token",
 ]
 
@@ -49,18 +49,10 @@ _V1_POINT_COLUMNS = {"point_id", "status", "error", "dataset", "model", "procedu
                      "radius", "seed", "epochs", "config_json", "test_accuracy", "claimed_by",
                      "attempts"}
 
-# The row schema lives in `projlib.schema`; these are its values when this module was imported,
-# kept for the code that imports them from here. The store itself reads the schema when it runs.
-# None in Python <-> NULL in SQL <-> "not measured".
+# The row schema lives in `projlib.schema` (its columns are read from there when the store
+# runs); None in Python <-> NULL in SQL <-> "not measured".
 STATUSES: tuple[str, ...] = schema.STATUSES
 SCHEMA_VERSION = schema.SCHEMA_VERSION
-# (name, SQL type) in schema order.
-COLUMNS: tuple[tuple[str, str], ...] = schema.sql_columns()
-COLUMN_NAMES: tuple[str, ...] = schema.column_names()
-# The columns of schema version 1 (what a migration starts from).
-V1_COLUMN_NAMES: tuple[str, ...] = schema.names(version=1)
-# Columns a finished point fills in (everything measured or recorded about the run).
-METRIC_COLUMNS: tuple[str, ...] = schema.metric_columns()
 
 
 class StoreError(ValueError):

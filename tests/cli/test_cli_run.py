@@ -299,3 +299,16 @@ def test_run_help_shows_the_defaults_a_bare_run_resolves_to() -> None:
                   opts.executor, f"{train['lr']:g}", train["optimizer"],
                   str(train["batch_size"])):
         assert f"(default: {value}" in shown, value
+
+
+def test_a_report_without_its_marker_is_never_written(tmp_path: Path, monkeypatch) -> None:
+    """A rendered page that lacks the generator marker (which later runs use to recognise a
+    report they may replace) is refused before anything is written, even under -O."""
+    from projlib.cli import common
+
+    monkeypatch.setattr(common, "build_report", lambda rows, provenance, config=None:
+                        "<html>no marker</html>")
+    out = tmp_path / "r.html"
+    with pytest.raises(RuntimeError, match="marker"):
+        common.write_report([], {}, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []

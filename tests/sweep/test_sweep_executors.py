@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from projlib import schema
 from projlib.sweep import (
-    METRIC_COLUMNS,
     ResultsStore,
     SweepConfig,
     SweepObserver,
@@ -99,7 +99,7 @@ def test_run_point_on_digits_measures_everything(tmp_path: Path) -> None:
     cfg = TrainConfig(procedure="projected", constraint="l11", radius=30.0, epochs=1)
     events: list[dict] = []
     metrics = run_point(cfg, country_iso_code="FRA", progress=events.append)
-    assert set(metrics) <= set(METRIC_COLUMNS)
+    assert set(metrics) <= set(schema.metric_columns())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert 0.0 < metrics["fraction_nonzero"] < 1.0
     assert metrics["maccs_structured"] <= metrics["maccs_dense"]

@@ -13,8 +13,6 @@ import pytest
 
 from projlib import schema
 from projlib.sweep import (
-    COLUMNS,
-    METRIC_COLUMNS,
     ResultsStore,
     StoreError,
     SweepConfig,
@@ -22,7 +20,7 @@ from projlib.sweep import (
     owner_token,
     point_id,
 )
-from projlib.sweep.store import APPLICATION_ID, SCHEMA_VERSION, V1_COLUMN_NAMES
+from projlib.sweep.store import APPLICATION_ID, SCHEMA_VERSION
 
 
 def _register(store: ResultsStore, n_radii: int = 3) -> tuple[str, list[str]]:
@@ -40,13 +38,13 @@ def test_schema_wal_and_columns(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "r.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = [r[1] for r in conn.execute("PRAGMA table_info(points)")]
-    assert cols == [name for name, _ in COLUMNS]
+    assert cols == [name for name, _ in schema.sql_columns()]
     assert len(rows) == len(ids) == 4
     assert {r["status"] for r in rows} == {"pending"}
     # config columns are filled at registration, measurements stay NULL (= not measured)
     dense = next(r for r in rows if r["procedure"] == "dense")
     assert dense["dataset"] == "digits" and dense["constraint"] is None
-    assert all(dense[c] is None for c in METRIC_COLUMNS)
+    assert all(dense[c] is None for c in schema.metric_columns())
 
 
 def test_register_is_idempotent_and_keeps_results(tmp_path: Path) -> None:
@@ -155,7 +153,7 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 def _v1_store(path: Path) -> None:
     # The first, unversioned layout: the three tables, no application_id, no user_version,
     # and only the columns greenbench 0.1 wrote.
-    v1 = [(n, t) for n, t in COLUMNS if n in V1_COLUMN_NAMES]
+    v1 = [(n, t) for n, t in schema.sql_columns() if n in schema.names(version=1)]
     conn = sqlite3.connect(path)
     conn.execute(f"CREATE TABLE points ({', '.join(f'{chr(34)}{n}{chr(34)} {t}' for n, t in v1)})")
     conn.execute("CREATE TABLE sweeps (sweep_id TEXT PRIMARY KEY, config_json TEXT NOT NULL, "
