@@ -79,11 +79,10 @@ def tolerance(dtype: torch.dtype) -> float:
 
 
 def groups_for(name: str) -> tuple[str, ...]:
-    """The groupings ``name`` accepts: ``spec.groups``, or just the default for an ungrouped
-    constraint."""
+    """The groupings ``name`` accepts (``spec.groupings``)."""
     from projlib.projections import REGISTRY
 
-    return REGISTRY[name].groups or ("columns",)
+    return REGISTRY[name].groupings
 
 
 def torch_path(W: torch.Tensor, name: str, radius: float, groups: str) -> torch.Tensor:
