@@ -214,6 +214,11 @@ def test_greenbench_run_trains_stores_and_reports_the_toy(toy, tmp_path):
     for t in traces:
         colour = (t.get("marker") or {}).get("color") or (t.get("line") or {}).get("color")
         assert colour == COLOUR
+    # greenbench summary reads the same records: the toy's cell, not counted by rank
+    result = CliRunner().invoke(app, ["summary", "--db", str(db), "--cells", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (cell,) = [c for c in json.loads(result.stdout) if c["constraint"] == NAME]
+    assert cell["radius"] == 0.5 and cell["maccs_by_rank"] is False
 
 
 def test_report_colours_and_labels_come_from_provenance_styles():
