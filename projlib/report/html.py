@@ -187,6 +187,54 @@ def _failures(rows: Sequence[Mapping[str, Any]]) -> str:
             f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>')
 
 
+def _status_text(rows: Sequence[Mapping[str, Any]], points: Sequence[AggregatePoint]) -> str:
+    # The header's count of points by status, and why some finished ones are not plotted.
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
+    status_text = ", ".join(f"{n} {escape(s)}" for s, n in sorted(statuses.items())) or "none"
+    plotted = sum(len(p.rows) for p in points)
+    skipped = statuses.get("done", 0) - plotted
+    if skipped:
+        status_text += f"; {skipped} done without a measured accuracy, not plotted"
+    running = statuses.get("running", 0)
+    if running:
+        # A report is written after its own sweep's points finish, so a point still "running"
+        # belongs to another process sharing the db: its figures are not in this report yet.
+        status_text += (f"; {running} point{'s' if running > 1 else ''} still running in "
+                        "another process (rerun `greenbench report` when it finishes)")
+    return status_text
+
+
+def _section(s: int, where: str, members: Sequence[AggregatePoint],
+             rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any],
+             config: ReportConfig, styles: Mapping[str, Any], figures: list[dict[str, Any]]
+             ) -> str:
+    # The figures of one (dataset, model), number s; their data is appended to ``figures``.
+    blocks = [
+        _figure_block(
+            pareto_figure(members, cost, f"fig-{s}-{cost.slug}",
+                          f"{where}: accuracy vs {cost.title}",
+                          _why_missing(cost, rows, provenance), styles),
+            f"pareto-{cost.slug}", figures)
+        for cost in cost_axes(members, config.energy)
+    ]
+    blocks.append(_figure_block(
+        speedup_figure(members, f"fig-{s}-speedup",
+                       f"{where}: predicted vs realised inference speed-up", styles),
+        "speedup", figures))
+    blocks.append(_figure_block(
+        radius_figure(members, f"fig-{s}-radius", f"{where}: accuracy vs radius", styles),
+        "radius", figures))
+    blocks.append(_figure_block(
+        layers_figure(members, config.accuracy_tolerance, f"fig-{s}-layers",
+                      f"{where}: removed groups per layer, best point per constraint",
+                      styles),
+        "layers", figures))
+    return (f'<section class="panel" id="sec-{s}"><h2>{escape(where)}</h2>'
+            f'<div class="grid">{"".join(blocks)}</div></section>')
+
+
 def build_report(
     rows: list[dict], provenance: dict, *, config: ReportConfig | None = None
 ) -> str:
@@ -206,21 +254,7 @@ def build_report(
     elif not isinstance(config, ReportConfig):
         raise TypeError(f"config must be a ReportConfig, got {type(config).__name__}")
     points = aggregate_rows(rows)
-    statuses: dict[str, int] = {}
-    for r in rows:
-        statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
-    status_text = ", ".join(f"{n} {escape(s)}" for s, n in sorted(statuses.items())) or "none"
-    plotted = sum(len(p.rows) for p in points)
-    skipped = statuses.get("done", 0) - plotted
-    if skipped:
-        status_text += f"; {skipped} done without a measured accuracy, not plotted"
-    running = statuses.get("running", 0)
-    if running:
-        # A report is written after its own sweep's points finish, so a point still "running"
-        # belongs to another process sharing the db: its figures are not in this report yet.
-        status_text += (f"; {running} point{'s' if running > 1 else ''} still running in "
-                        "another process (rerun `greenbench report` when it finishes)")
-
+    status_text = _status_text(rows, points)
     figures: list[dict[str, Any]] = []
     sections: list[str] = []
     nav: list[str] = []
@@ -229,29 +263,8 @@ def build_report(
     for s, (dataset, model) in enumerate(keys):
         members = [p for p in points if (p.dataset, p.model) == (dataset, model)]
         where = f"{dataset} · {model}"
-        blocks = [
-            _figure_block(
-                pareto_figure(members, cost, f"fig-{s}-{cost.slug}",
-                              f"{where}: accuracy vs {cost.title}",
-                              _why_missing(cost, rows, provenance), styles),
-                f"pareto-{cost.slug}", figures)
-            for cost in cost_axes(members, config.energy)
-        ]
-        blocks.append(_figure_block(
-            speedup_figure(members, f"fig-{s}-speedup",
-                           f"{where}: predicted vs realised inference speed-up", styles),
-            "speedup", figures))
-        blocks.append(_figure_block(
-            radius_figure(members, f"fig-{s}-radius", f"{where}: accuracy vs radius", styles),
-            "radius", figures))
-        blocks.append(_figure_block(
-            layers_figure(members, config.accuracy_tolerance, f"fig-{s}-layers",
-                          f"{where}: removed groups per layer, best point per constraint",
-                          styles),
-            "layers", figures))
         nav.append(f'<a href="#sec-{s}">{escape(where)}</a>')
-        sections.append(f'<section class="panel" id="sec-{s}"><h2>{escape(where)}</h2>'
-                        f'<div class="grid">{"".join(blocks)}</div></section>')
+        sections.append(_section(s, where, members, rows, provenance, config, styles, figures))
     if not sections:
         sections.append('<section class="panel"><p class="not-measured">No finished points '
                         "to plot.</p></section>")
