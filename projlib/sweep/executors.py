@@ -106,7 +106,20 @@ def prepare_sweep(
     return sweep_id, configs, store.counts(sweep_id)["done"]
 
 
-def _count(outcome: dict[str, int], status: str) -> None:
+def _record(store: ResultsStore, observer: SweepObserver, outcome: dict[str, int], pid: str,
+            config: TrainConfig, status: str, payload: Any) -> None:
+    # One point's end, as every executor records it: written to the store, counted in
+    # ``outcome``, told to the observer. payload: the metrics ("done"), the error text
+    # ("failed"), unused ("interrupted").
+    if status == "done":
+        store.complete(pid, payload)
+        observer.point_finished(pid, config, "done", payload)
+    elif status == "failed":
+        store.fail(pid, payload)
+        observer.point_finished(pid, config, "failed", {"error": payload})
+    else:
+        store.interrupt([pid])
+        observer.point_finished(pid, config, "interrupted", {})
     outcome[status] = outcome.get(status, 0) + 1
 
 
@@ -148,19 +161,12 @@ def run_local(
                 **extra,
             )
         except KeyboardInterrupt:
-            store.interrupt([pid])
-            _count(outcome, "interrupted")
-            observer.point_finished(pid, config, "interrupted", {})
+            _record(store, observer, outcome, pid, config, "interrupted", None)
             raise
         except Exception as exc:  # any failure of one point is recorded, not fatal
-            error = format_error(exc)
-            store.fail(pid, error)
-            _count(outcome, "failed")
-            observer.point_finished(pid, config, "failed", {"error": error})
+            _record(store, observer, outcome, pid, config, "failed", format_error(exc))
             continue
-        store.complete(pid, metrics)
-        _count(outcome, "done")
-        observer.point_finished(pid, config, "done", metrics)
+        _record(store, observer, outcome, pid, config, "done", metrics)
     return SweepOutcome(outcome.get("done", 0), outcome.get("failed", 0),
                         outcome.get("interrupted", 0))
 
@@ -173,6 +179,15 @@ def _ray_point(config: TrainConfig, country_iso_code: str | None,
         return "done", run_point(config, country_iso_code=country_iso_code, settings=settings)
     except Exception as exc:
         return "failed", format_error(exc)
+
+
+def _ray_slots(resources: Mapping[str, float], cpus_per_task: float,
+               gpus_per_task: float) -> int:
+    # Tasks the cluster can run at once: its CPUs (and GPUs, when tasks take any) per task.
+    slots = int(resources.get("CPU", 1) // cpus_per_task)
+    if gpus_per_task > 0:
+        slots = min(slots, int(resources.get("GPU", 0) // gpus_per_task))
+    return max(1, slots)
 
 
 def run_ray(
@@ -217,11 +232,7 @@ def run_ray(
     try:
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task)(_ray_point)
         if max_in_flight is None:
-            resources = ray.cluster_resources()
-            slots = int(resources.get("CPU", 1) // cpus_per_task)
-            if gpus_per_task > 0:
-                slots = min(slots, int(resources.get("GPU", 0) // gpus_per_task))
-            max_in_flight = max(1, slots)
+            max_in_flight = _ray_slots(ray.cluster_resources(), cpus_per_task, gpus_per_task)
         while True:
             while len(inflight) < max_in_flight:
                 pid = store.claim(sweep_id, owner)
@@ -238,20 +249,12 @@ def run_ray(
                     status, payload = ray.get(ref)
                 except Exception as exc:  # worker crash, OOM kill, ...
                     status, payload = "failed", format_error(exc)
-                if status == "done":
-                    store.complete(pid, payload)
-                    observer.point_finished(pid, configs[pid], "done", payload)
-                else:
-                    store.fail(pid, payload)
-                    observer.point_finished(pid, configs[pid], "failed", {"error": payload})
-                _count(outcome, status)
+                _record(store, observer, outcome, pid, configs[pid], status, payload)
     except KeyboardInterrupt:
         for ref in inflight:
             ray.cancel(ref, force=True)
-        store.interrupt(inflight.values())
         for pid in inflight.values():
-            _count(outcome, "interrupted")
-            observer.point_finished(pid, configs[pid], "interrupted", {})
+            _record(store, observer, outcome, pid, configs[pid], "interrupted", None)
         raise
     finally:
         if started_here:
