@@ -102,6 +102,20 @@ def test_registered_spec_is_visible_and_reads_its_norm(toy):
         project(W, NAME, 1.0, "rows")
 
 
+def test_method_table_is_the_registry_and_shows_the_toy(toy):
+    # METHOD.md §2.8 is generated from the registry: the built-in rows are what the docs hold
+    # (a stale table fails here), and a registered constraint gets its row with no other edit.
+    from projlib.projections.registry import constraints_markdown
+
+    text = constraints_markdown()
+    assert f"| `{NAME}` | {toy.summary} | " in text
+    method = (Path(__file__).resolve().parents[1] / "docs" / "METHOD.md").read_text("utf-8")
+    start = method.index("<!-- constraint table: generated, do not edit -->\n")
+    table = method[start:method.index("<!-- end of constraint table -->")].split("\n", 1)[1]
+    builtin = "".join(line + "\n" for line in text.splitlines() if f"`{NAME}`" not in line)
+    assert table == builtin, "docs/METHOD.md §2.8 is stale: python -m projlib.projections"
+
+
 @settings(max_examples=80, deadline=None)
 @given(projection_cases((NAME,)))
 def test_generic_properties_hold_for_the_toy(toy, case):

@@ -269,3 +269,18 @@ def project(W: torch.Tensor, name: str, radius: float, groups: str = "columns") 
     if spec is None:
         raise ValueError(f"name must be one of {constraint_names()}, got {name!r}")
     return spec.fn(W, radius, spec.check_groups(groups))
+
+
+def constraints_markdown() -> str:
+    """The constraint table of docs/METHOD.md §2.8, generated from `REGISTRY` (registry
+    order): what a newcomer's `register` adds shows there once the table is regenerated
+    (``python -m projlib.projections``); a test keeps METHOD.md in step."""
+    lines = ["| name | operator | exact projection | structured | groups |",
+             "|---|---|---|---|---|"]
+    for spec in REGISTRY.values():
+        structured = "yes" if spec.structured else ("no (low rank)" if spec.low_rank else "no")
+        groups = ", ".join(spec.groups) if spec.groups else "none"
+        summary = spec.summary.replace("|", "\\|")
+        exact = "yes" if spec.exact else "no (feasible)"
+        lines.append(f"| `{spec.name}` | {summary} | {exact} | {structured} | {groups} |")
+    return "\n".join(lines) + "\n"
