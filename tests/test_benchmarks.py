@@ -287,3 +287,19 @@ def test_retrain_benchmark_trains_a_tenth_of_lenets_maccs() -> None:
         torch.set_num_threads(threads)
     # 784-300-100-10 (266 200 MACCs) retrained as 784-30-100-10 (27 520 MACCs)
     assert seconds > 0 and predicted == pytest.approx(266_200 / 27_520)
+
+
+def test_within_target_retries_reports_and_asserts_only_when_asked(monkeypatch, capsys) -> None:
+    # A miss is measured again (the best value counts), printed, and raises only under
+    # GREENBENCH_ASSERT_TARGETS=1 (the quiet nightly run).
+    from benchmarks._common import within_target
+
+    values = iter([2.0, 0.5])
+    assert within_target(lambda: next(values), 1.0, "retry") == 0.5
+    monkeypatch.delenv("GREENBENCH_ASSERT_TARGETS", raising=False)
+    assert within_target(lambda: 2.0, 1.0, "miss") == 2.0
+    assert "TARGET MISSED miss" in capsys.readouterr().err
+    assert within_target(lambda: 0.5, 1.0, "higher", higher_is_better=True) == 0.5
+    monkeypatch.setenv("GREENBENCH_ASSERT_TARGETS", "1")
+    with pytest.raises(AssertionError, match="misses the target <= 1"):
+        within_target(lambda: 2.0, 1.0, "gate")

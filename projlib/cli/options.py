@@ -60,8 +60,8 @@ from projlib.cli.paths import path_problem, shown
 from projlib.measure.carbon import DEFAULT_COUNTRY, CarbonBackend, known_countries
 from projlib.projections import REGISTRY, constraint_names
 from projlib.sweep import PointSettings, SweepConfig, resolve_device
+from projlib.sweep.config import TRAIN_DEFAULTS
 from projlib.sweep.warmup import AUTO
-from projlib.training import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,12 +90,11 @@ __all__ = [
     "EXECUTORS",
 ]
 
-_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 _SWEEP_DEFAULTS = {f.name: f.default for f in fields(SweepConfig)}
 DEFAULT_DB = Path("reports/greenbench.db")
 DEFAULT_REPORT = Path("reports/greenbench.html")
 EXECUTORS = ("local", "ray")
-DEFAULT_EPOCHS = _TRAIN_DEFAULTS["epochs"]
+DEFAULT_EPOCHS = TRAIN_DEFAULTS["epochs"]
 # Bounds that keep a typo from allocating the machine away (`--seeds 1000000000`): a sweep
 # larger than DEFAULT_MAX_POINTS must be asked for with --max-points.
 MAX_SEEDS = 10_000
@@ -103,7 +102,7 @@ DEFAULT_MAX_POINTS = 10_000
 MAX_CONFIG_BYTES = 1 << 20  # a sweep file is a few hundred bytes; 1 MiB is far past any real one
 # The training defaults are TrainConfig's (the paper's step): one set, in one place.
 DEFAULT_TRAIN_OPTIONS: dict[str, Any] = {
-    k: _TRAIN_DEFAULTS[k] for k in ("optimizer", "lr", "batch_size")
+    k: TRAIN_DEFAULTS[k] for k in ("optimizer", "lr", "batch_size")
 }
 # The constraints swept when none is given: SweepConfig's (a choice of the sweep, not a
 # property of each constraint: what they are is in the registry, REGISTRY[name]).

@@ -21,9 +21,10 @@ import errno
 import os
 from pathlib import Path
 
-__all__ = ["DB_SIDE_FILES", "is_db_file", "path_problem", "shown", "write_atomically"]
+from projlib.sweep.store import SIDE_FILES
 
-DB_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+__all__ = ["is_db_file", "path_problem", "shown", "write_atomically"]
+
 _NAME_MAX = 255  # bytes per path component (Linux, macOS, Windows filesystems)
 _PATH_MAX = 4096
 _SHOWN_MAX = 80
@@ -60,13 +61,13 @@ def is_db_file(target: Path, db: Path) -> bool:
     """True when `target` is the db at `db` or one of its side files: by name, or by
     (st_dev, st_ino) through hard and symbolic links."""
     db_name = db.resolve()
-    if target.resolve() in {Path(f"{db_name}{s}") for s in DB_SIDE_FILES}:
+    if target.resolve() in {Path(f"{db_name}{s}") for s in SIDE_FILES}:
         return True
     try:
         st = os.stat(target)
     except OSError:
         return False
-    for suffix in DB_SIDE_FILES:
+    for suffix in SIDE_FILES:
         try:
             other = os.stat(f"{db}{suffix}")
         except OSError:

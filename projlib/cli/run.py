@@ -37,13 +37,13 @@ from projlib.cli.progress import RichSweepObserver
 from projlib.measure import EnergyMeter
 from projlib.projections import constraint_names
 from projlib.sweep import ResultsStore, StoreError, prepare_sweep, run_local, run_ray
+from projlib.sweep.config import TRAIN_DEFAULTS
 from projlib.sweep.runner import cached_dataset
 from projlib.training import (
     DATASETS,
     MODELS,
     DatasetError,
     DatasetNotFoundError,
-    TrainConfig,
     build_model,
 )
 
@@ -57,7 +57,7 @@ _MODELS = ", ".join(MODELS)
 # What each option resolves to when neither the command line nor a TOML file gives it:
 # DEFAULT_FLAGS, then TrainConfig's own defaults, so the help cannot drift from what runs.
 _DEFAULTS: dict[str, Any] = {
-    **{f.name: f.default for f in fields(TrainConfig)},
+    **TRAIN_DEFAULTS,
     **{f.name: getattr(DEFAULT_FLAGS.train, f.name) for f in fields(TrainFlags)
        if getattr(DEFAULT_FLAGS.train, f.name) is not None},
     **{f.name: getattr(DEFAULT_FLAGS, f.name) for f in fields(RunFlags)

@@ -146,6 +146,9 @@ def summary(
     bands = tuple(band) if band else BANDS_POINTS
     if any(not 0 <= b <= 100 for b in bands):
         fail("--band: bands are accuracy points in [0, 100]")
+    iso = iso_accuracy or accuracy != "test"
+    if iso:
+        _check_iso_options(bands, cells, iso_accuracy, accuracy)
     if output is not None:  # before reading: fail fast, write nothing
         check_output_target(output, db, "--output", kind="summary greenbench wrote",
                             is_ours=is_greenbench_summary)
@@ -157,8 +160,8 @@ def summary(
                  f"valid: {', '.join(PROCEDURE_NAMES)}")
         keep = {*procedure, "dense"}
         rows = [r for r in rows if r.get("procedure") in keep]
-    if iso_accuracy or accuracy != "test":
-        text = _iso_text(rows, bands, format, cells, iso_accuracy, accuracy)
+    if iso:
+        text = _iso_text(rows, bands, format, accuracy)
         what = "iso-accuracy"
     else:
         result = summarise(
@@ -180,20 +183,26 @@ def summary(
 def _render(result: Any, format: str, cells: bool) -> str:
     if format == "markdown":
         return cells_markdown(result) if cells else to_markdown(result)
-    rows = cell_rows(result) if cells else to_csv_rows(result)
+    if cells:
+        return _serialise(cell_rows(result), format, CELL_COLUMNS)
+    return _serialise(to_csv_rows(result), format, BAND_COLUMNS)
+
+
+def _serialise(rows: list[dict], format: str, columns: tuple[str, ...]) -> str:
+    """`rows` as JSON or CSV; the CSV header even without rows, so an empty summary is still
+    recognisably one (`is_greenbench_summary`)."""
     if format == "json":
         return json.dumps(rows, indent=2) + "\n"
     buf = io.StringIO()
-    # The header even without rows: an empty summary is still recognisably one.
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else
-                            list(CELL_COLUMNS if cells else BAND_COLUMNS))
+    writer = csv.DictWriter(buf, fieldnames=list(columns))
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
 
 
-def _iso_text(rows: list, bands: tuple[float, ...], format: str, cells: bool,
-              iso_accuracy: bool, accuracy: str) -> str:
+def _check_iso_options(bands: tuple[float, ...], cells: bool, iso_accuracy: bool,
+                       accuracy: str) -> None:
+    """The options of the iso-accuracy mode, checked before the db is read."""
     if not iso_accuracy:
         fail("--accuracy: only with --iso-accuracy")
     if cells:
@@ -202,18 +211,13 @@ def _iso_text(rows: list, bands: tuple[float, ...], format: str, cells: bool,
         fail(f"--accuracy: {accuracy!r} is not test or val")
     if any(b <= 0 for b in bands):
         fail("--band: with --iso-accuracy a drop must be > 0 points")
+
+
+def _iso_text(rows: list, bands: tuple[float, ...], format: str, accuracy: str) -> str:
     column = f"{accuracy}_accuracy"
     tables = isoacc.iso_accuracy(
         rows, bands, accuracy=column,
         low_rank=low_rank_names(registry_constraints()))
     if format == "markdown":
         return isoacc.to_markdown(tables, column)
-    flat = isoacc.to_rows(tables)
-    if format == "json":
-        return json.dumps(flat, indent=2) + "\n"
-    buf = io.StringIO()
-    # The header even without rows: an empty summary is still recognisably one.
-    writer = csv.DictWriter(buf, fieldnames=list(isoacc.ISO_COLUMNS))
-    writer.writeheader()
-    writer.writerows(flat)
-    return buf.getvalue()
+    return _serialise(isoacc.to_rows(tables), format, isoacc.ISO_COLUMNS)

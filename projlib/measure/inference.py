@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,8 +207,8 @@ def measure_inference(model: nn.Module, input_shape: tuple[int, int, int],
     if batch_spread.q1 and batch_spread.q3:
         throughput_iqr = large_batch / batch_spread.q1 - large_batch / batch_spread.q3
     return InferenceResult(
-        latency_b1_s=statistics.median(lat),
-        throughput_per_s=large_batch / statistics.median(per_batch),
+        latency_b1_s=lat_spread.median,
+        throughput_per_s=large_batch / batch_spread.median,
         latency_iqr_s=lat_spread.iqr, throughput_iqr_per_s=throughput_iqr,
         large_batch=large_batch, energy_per_1000_j=per_1000,
         energy_above_idle_per_1000_j=above_1000, energy_method=method, note=note,

@@ -50,6 +50,7 @@ __all__ = [
     "canonical_config",
     "identity_config",
     "unread_options",
+    "TRAIN_DEFAULTS",
     "TRAIN_OPTION_NAMES",
     "NON_IDENTITY_FIELDS",
     "resolve_device",
@@ -73,8 +74,9 @@ TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
     f.name for f in fields(TrainConfig)
     if f.name not in _AXES | {"layer_sparsity", "device", "data_fingerprint", "model_source"}
 )
-_TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
-_DEFAULT_EPOCHS: int = _TRAIN_DEFAULTS["epochs"]
+#: Every TrainConfig field's default: the one table the sweep, the options and the help read.
+TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+_DEFAULT_EPOCHS: int = TRAIN_DEFAULTS["epochs"]
 # Bumped when the meaning of a config field changes, so old rows are not silently reused.
 _HASH_VERSION = "greenbench-point-v1"
 
@@ -100,8 +102,8 @@ def identity_config(config: TrainConfig) -> TrainConfig:
     a sweep trains and stores it, so a dense baseline swept with `--retrain-epochs 5` is the
     same point as without, trained once. Options at their defaults hash as before this rule
     existed, so such rows of older dbs keep their ids."""
-    changes = {k: _TRAIN_DEFAULTS[k] for k in unread_options(config)
-               if getattr(config, k) != _TRAIN_DEFAULTS[k]}
+    changes = {k: TRAIN_DEFAULTS[k] for k in unread_options(config)
+               if getattr(config, k) != TRAIN_DEFAULTS[k]}
     return replace(config, **changes) if changes else config
 
 

@@ -42,6 +42,8 @@ __all__ = [
 
 # "GrnB": marks an SQLite file as a greenbench results db (PRAGMA application_id).
 APPLICATION_ID = 0x47726E42
+#: The db file and the files SQLite keeps beside it ("" = the db itself).
+SIDE_FILES: tuple[str, ...] = ("", "-wal", "-shm", "-journal")
 # The tables and the columns that identify a version-1 greenbench db (a migration source): a
 # signature, deliberately a subset of the version-1 columns of `projlib.schema`.
 _V1_TABLES = {"points", "sweeps", "sweep_points"}
@@ -223,7 +225,7 @@ class ResultsStore:
         except OSError as exc:
             raise StoreError(f"db: cannot create {self.path}: {exc.strerror or exc}") from exc
         finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            for suffix in SIDE_FILES:
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)
 
     def _check_file(self, existed: bool) -> int:

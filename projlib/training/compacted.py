@@ -62,12 +62,6 @@ class CompactedNet:
             if link.full.bias is not None:
                 link.full.bias.index_copy_(0, link.rows, link.small.bias)
 
-    @property
-    def weights(self) -> tuple[int, int]:
-        """(weights of the compacted layers, weights of the full-size layers)."""
-        return (sum(lk.small.weight.numel() for lk in self.links),
-                sum(lk.full.weight.numel() for lk in self.links))
-
 
 def compactable(model: nn.Module) -> bool:
     """Can `model` be retrained compacted with steps identical to the masked full-size ones?"""

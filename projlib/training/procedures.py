@@ -300,8 +300,11 @@ class _Runner:
             params[name].grad.mul_(m)  # masked weights get no gradient ...
         opt.step()  # in a projected phase the Projector hook projects here (splitting step)
         if dev_masks:
-            # ... and stay exactly 0 whatever the optimizer's state does.
-            apply_masks(model, dev_masks)
+            # ... and stay exactly 0 whatever the optimizer's state does (the masks were
+            # checked, and moved to the device, once at the start of the phase).
+            with torch.no_grad():
+                for name, m in dev_masks.items():
+                    params[name].mul_(m)
         loss_sum.add_(loss.detach() * idx.numel())
 
     def _compact(self, dev_masks: dict[str, torch.Tensor]) -> CompactedNet | None:

@@ -121,7 +121,6 @@ class Projector:
         # Resolved once, not per step; `groups` is passed only to a grouped operator.
         kwargs = {"groups": self.groups} if spec.grouped else {}
         self._fn: Callable[..., torch.Tensor] = functools.partial(spec.fn, **kwargs)
-        self._radii = radii
         self._handles: list[RemovableHandle] = []
 
     def __repr__(self) -> str:
@@ -132,7 +131,7 @@ class Projector:
     def project(self) -> None:
         """Project every selected weight onto its ball now, in place (no autograd record)."""
         with torch.no_grad():
-            for p, r in zip(self._params, self._radii, strict=True):
+            for p, r in zip(self._params, self.radii.values(), strict=True):
                 # the weight in its logical layout, whatever its memory format
                 p.copy_(self._fn(p.detach().contiguous(), radius=r))
 
