@@ -33,8 +33,8 @@ __all__ = [
 #: 3: train_step (how the training steps were launched); 4: the spread of every timed figure
 #: (per-epoch median / IQR / count, the noise flag, inference repeats and IQR, energy repeats),
 #: the masked retrain's time and speed-up (retrain_*); val_accuracy and layer_radii_json
-#: (validation split, per-layer radii).
-SCHEMA_VERSION = 4
+#: (validation split, per-layer radii); 5: the factorised (low-rank) parameters and bytes.
+SCHEMA_VERSION = 5
 
 #: A timed figure is flagged noisy when its interquartile range exceeds this fraction of its
 #: median (`epoch_time_noisy`; `projlib.measure.spread`): its centre then says little.
@@ -182,6 +182,12 @@ COLUMNS: tuple[Column, ...] = (
            "storage of the weights in CSR (values, column indices, row pointers)"),
     Column("bytes_entropy", "INTEGER", "int", "bytes", "entropy bytes", True, METRIC, 1,
            "entropy-coded storage estimate, ceil(H * numel / 8)"),
+    Column("params_lowrank", "INTEGER", "int", "params", "low-rank parameters", True, METRIC, 5,
+           "learnable parameters with each kept matrix factorised where maccs_lowrank does; "
+           "None: measured before schema 5"),
+    Column("bytes_lowrank", "INTEGER", "int", "bytes", "low-rank bytes", True, METRIC, 5,
+           "storage of the parameters with each kept matrix factorised where maccs_lowrank "
+           "does; None: measured before schema 5"),
     Column("energy_j", "REAL", "real", "J", "training energy (J)", True, METRIC, 1,
            f"training energy, summed over the measured devices, idle included; {_NONE_ENERGY}",
            axis_label="training energy, total incl. idle (J)"),

@@ -311,6 +311,10 @@ def _execute(options: RunOptions, console: Console) -> None:
             f"sweep {sweep_id[:12]}: {len(configs)} points ({already} already done), "
             f"device {sweep.device}, executor {options.executor}, db {escape(str(options.db))}"
         )
+        if sweep.skipped:
+            pairs = ", ".join(f"{c} x {p}" for p, c in sweep.skipped)
+            console.print(f"not run: {escape(pairs)} (a low-rank constraint zeros no weight, so "
+                          "its mask keeps every weight: the dense baseline under another name)")
         meter = EnergyMeter(options.country)
         # Probed once here, before the first point's clock starts, and said up front: a sweep
         # whose energy column will be empty should say why before it runs, not after.

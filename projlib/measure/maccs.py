@@ -9,6 +9,9 @@ Ho x Wo), with I', O' the units kept by :mod:`projlib.measure.structure`:
 * ``maccs_lowrank``     min(structured, r*(I'+O')) | min(structured, r*(I'*kh*kw+O')*Ho*Wo),
   r the numerical rank of the kept matrix (conv: reshaped to O' x I'*kh*kw), i.e. a factorised
   layer W = A B with A (O' x r), B (r x I'), when that is cheaper.
+* ``params_lowrank`` / ``bytes_lowrank``: the parameters / storage with the same factorisation
+  (r*(I'+O') weights instead of I'*O' where ``maccs_lowrank`` factorises the layer; biases and
+  every other parameter as in the structured count).
 
 Only Linear and Conv2d MACCs are counted: BatchNorm folds into the preceding layer at inference
 and pooling/ReLU are comparisons. ``thop_maccs`` is thop's own total, which also counts
@@ -60,10 +63,12 @@ class LayerCost:
     params_dense: int
     params_structured: int
     params_nonzero: int
+    params_lowrank: int
     bytes_dense: int
     bytes_structured: int
     bytes_csr: int
     bytes_entropy: int
+    bytes_lowrank: int
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,12 @@ class CostReport:
     params_dense: int = 0
     params_structured: int = 0
     params_nonzero: int = 0
+    params_lowrank: int = 0
     bytes_dense: int = 0
     bytes_structured: int = 0
     bytes_csr: int = 0
     bytes_entropy: int = 0
+    bytes_lowrank: int = 0
     thop_maccs: int | None = None
     csr_index_bytes: int = 4
     tolerance: float = 0.0
@@ -104,6 +111,13 @@ def numerical_rank(matrix: torch.Tensor, rtol: float | None = None) -> int:
     return int((s > rtol * s[0]).sum())
 
 
+def factorised_weights(rows: int, cols: int, rank: int | None) -> int:
+    """Weights of a rows x cols matrix stored as A (rows x rank) B (rank x cols) when that is
+    fewer than rows*cols, else rows*cols (rank None: not factorised)."""
+    full = rows * cols
+    return full if rank is None else min(full, rank * (rows + cols))
+
+
 def _nnz(t: torch.Tensor | None, tolerance: float) -> int:
     return 0 if t is None else int((t.detach().abs() > tolerance).sum())
 
@@ -122,7 +136,8 @@ def _weight_layer(p: ModulePlan, tolerance: float, index_bytes: int, entropy_dty
     matrix = w_sub.reshape(o_k, i_k * kernel)
     rank = numerical_rank(matrix, rank_rtol)
     structured = i_k * o_k * kernel * positions
-    lowrank = min(structured, rank * (i_k * kernel + o_k) * positions)
+    weights_lowrank = factorised_weights(o_k, i_k * kernel, rank)
+    lowrank = weights_lowrank * positions
     bias = m.bias.detach() if m.bias is not None else None
     fold_nonzero = p.fold is not None and bool((p.fold != 0).any())
     new_bias = None
@@ -131,6 +146,7 @@ def _weight_layer(p: ModulePlan, tolerance: float, index_bytes: int, entropy_dty
     has_bias = new_bias is not None
     elem = w.element_size()
     params_structured = matrix.numel() + (o_k if has_bias else 0)
+    params_lowrank = weights_lowrank + (o_k if has_bias else 0)
     return LayerCost(
         index=p.index, kind=type(m).__name__, in_units=i_all, out_units=o_all, in_kept=i_k,
         out_kept=o_k, outputs_zero=p.outputs_zero, outputs_unused=p.outputs_unused,
@@ -140,8 +156,9 @@ def _weight_layer(p: ModulePlan, tolerance: float, index_bytes: int, entropy_dty
         params_dense=w.numel() + (bias.numel() if bias is not None else 0),
         params_structured=params_structured,
         params_nonzero=_nnz(matrix, tolerance) + _nnz(new_bias, tolerance),
+        params_lowrank=params_lowrank,
         bytes_dense=(w.numel() + (bias.numel() if bias is not None else 0)) * elem,
-        bytes_structured=params_structured * elem,
+        bytes_structured=params_structured * elem, bytes_lowrank=params_lowrank * elem,
         bytes_csr=csr_bytes(matrix, index_bytes, tolerance) + (o_k * elem if has_bias else 0),
         bytes_entropy=entropy_bytes(w, entropy_dtype)
         + (entropy_bytes(bias, entropy_dtype) if bias is not None else 0),
@@ -161,8 +178,9 @@ def _norm_layer(p: ModulePlan, tolerance: float, entropy_dtype) -> LayerCost:
         out_kept=kept, outputs_zero=0, outputs_unused=0, outputs_folded=0, rank=None,
         maccs_dense=0, maccs_structured=0, maccs_nonzero=0, maccs_lowrank=0,
         params_dense=dense, params_structured=structured,
-        params_nonzero=sum(_nnz(t, tolerance) for t in sub), bytes_dense=dense * elem,
-        bytes_structured=structured * elem, bytes_csr=structured * elem,  # kept dense: tiny
+        params_nonzero=sum(_nnz(t, tolerance) for t in sub), params_lowrank=structured,
+        bytes_dense=dense * elem, bytes_structured=structured * elem,
+        bytes_lowrank=structured * elem, bytes_csr=structured * elem,  # kept dense: tiny
         bytes_entropy=sum(entropy_bytes(t, entropy_dtype) for t in tensors),
     )
 
@@ -257,11 +275,9 @@ def _graph_layer(index: int, full: nn.Module, small: nn.Module, positions: int,
     groups = getattr(full, "groups", 1)
     matrix = ws.reshape(ws.shape[0], -1)
     structured = ws.numel() * positions  # every weight is used once per output position
-    rank = None
-    lowrank = structured
-    if groups == 1:
-        rank = numerical_rank(matrix, rank_rtol)
-        lowrank = min(structured, rank * (matrix.shape[1] + matrix.shape[0]) * positions)
+    rank = numerical_rank(matrix, rank_rtol) if groups == 1 else None
+    weights_lowrank = factorised_weights(matrix.shape[0], matrix.shape[1], rank)
+    lowrank = weights_lowrank * positions
     bias, sbias = full.bias, small.bias
     n_bias = bias.numel() if bias is not None else 0
     s_bias = sbias.numel() if sbias is not None else 0
@@ -276,7 +292,9 @@ def _graph_layer(index: int, full: nn.Module, small: nn.Module, positions: int,
         maccs_nonzero=_nnz(ws, tolerance) * positions, maccs_lowrank=lowrank,
         params_dense=w.numel() + n_bias, params_structured=ws.numel() + s_bias,
         params_nonzero=_nnz(ws, tolerance) + _nnz(sbias, tolerance),
+        params_lowrank=weights_lowrank + s_bias,
         bytes_dense=(w.numel() + n_bias) * elem, bytes_structured=(ws.numel() + s_bias) * elem,
+        bytes_lowrank=(weights_lowrank + s_bias) * elem,
         bytes_csr=csr_bytes(matrix, index_bytes, tolerance) + s_bias * elem,
         bytes_entropy=entropy_bytes(w, entropy_dtype)
         + (entropy_bytes(bias, entropy_dtype) if bias is not None else 0),
@@ -295,9 +313,9 @@ def _graph_norm(index: int, full: nn.Module, small: nn.Module, tolerance: float,
         outputs_zero=0, outputs_unused=0, outputs_folded=0, rank=None, maccs_dense=0,
         maccs_structured=0, maccs_nonzero=0, maccs_lowrank=0, params_dense=dense,
         params_structured=structured, params_nonzero=sum(_nnz(t, tolerance) for t in sub),
-        bytes_dense=dense * elem, bytes_structured=structured * elem,
-        bytes_csr=structured * elem, bytes_entropy=sum(entropy_bytes(t, entropy_dtype)
-                                                       for t in tensors),
+        params_lowrank=structured, bytes_dense=dense * elem, bytes_structured=structured * elem,
+        bytes_lowrank=structured * elem, bytes_csr=structured * elem,
+        bytes_entropy=sum(entropy_bytes(t, entropy_dtype) for t in tensors),
     )
 
 
@@ -326,10 +344,10 @@ def _graph_report(model: nn.Module, input_shape, tolerance: float, index_bytes: 
     rest = [p.detach() for p in model.parameters() if id(p) not in covered]
     n_rest = sum(p.numel() for p in rest)
     elem = rest[0].element_size() if rest else 4
-    for k in ("params_dense", "params_structured"):
+    for k in ("params_dense", "params_structured", "params_lowrank"):
         totals[k] += n_rest
     totals["params_nonzero"] += sum(_nnz(p, tolerance) for p in rest)
-    for k in ("bytes_dense", "bytes_structured", "bytes_csr"):
+    for k in ("bytes_dense", "bytes_structured", "bytes_csr", "bytes_lowrank"):
         totals[k] += n_rest * elem
     totals["bytes_entropy"] += sum(entropy_bytes(p, entropy_dtype) for p in rest)
     dense, structured = thop_maccs(model, shape), thop_maccs(plan.small, shape)

@@ -6,7 +6,7 @@ report's provenance as JSON (``provenance["constraints"]``: name -> {"label", "c
 "low_rank"}) and read back into this record by :func:`read_constraints`.  The report layer never
 imports the projections: this record is all it knows of them, so a constraint registered from
 outside the package shows with its own label and colour, and a low-rank one (the nuclear ball)
-has its MACCs counted by rank in the report and the summary alike.
+has its MACCs and bytes counted by rank in the report and the summary alike.
 """
 
 from __future__ import annotations
@@ -14,12 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 __all__ = ["ConstraintInfo", "read_constraints", "low_rank_names", "counted_cost", "RANK_COUNTED"]
 
-# The cost a low-rank constraint has counted by rank (its bytes stay the structured bytes).
-RANK_COUNTED = "maccs_structured"
+# The costs a low-rank constraint has counted by rank: structured cost -> its factorised
+# column (rank r of a kept m x n matrix: r(m + n) weights and MACCs per position where cheaper).
+RANK_COUNTED: Mapping[str, str] = MappingProxyType({
+    "maccs_structured": "maccs_lowrank",
+    "params_structured": "params_lowrank",
+    "bytes_structured": "bytes_lowrank",
+})
 
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -31,8 +37,9 @@ class ConstraintInfo:
     name: the registry name (the ``constraint`` column of a row).
     label: its name in legends and tables (escaped where rendered).
     colour: "#rrggbb", or None for "pick a free palette colour".
-    low_rank: it saves by rank, not by zeros: its MACCs are the factorised layers'
-        (``maccs_lowrank``), labelled "(rank)".
+    low_rank: it saves by rank, not by zeros: its structured MACCs, parameters and bytes are
+        the factorised layers' (``maccs_lowrank``, ``params_lowrank``, ``bytes_lowrank``),
+        labelled "(rank)".
     """
 
     name: str
@@ -74,20 +81,20 @@ def read_constraints(provenance: Mapping[str, Any] | None) -> dict[str, Constrai
 
 
 def low_rank_names(infos: Mapping[str, ConstraintInfo]) -> frozenset[str]:
-    """The names of the constraints whose MACCs are counted by rank."""
+    """The names of the constraints whose costs are counted by rank."""
     return frozenset(name for name, info in infos.items() if info.low_rank)
 
 
 def counted_cost(row: Mapping[str, Any], cost: str, low_rank: Collection[str]) -> float | None:
     """The cost column ``cost`` of ``row`` as the report and the summary count it.
 
-    A low-rank constraint (the nuclear ball) saves by rank, not by zeros: its
-    ``maccs_structured`` are those of the factorised layers (``maccs_lowrank``) when that is
-    the smaller count, and its label says "(rank)".  Its bytes stay the structured bytes (no
-    factorised storage is counted)."""
+    A low-rank constraint (the nuclear ball) saves by rank, not by zeros: its structured
+    MACCs, parameters and bytes are those of the factorised layers (`RANK_COUNTED`) when that
+    is the smaller count, and its label says "(rank)". A row measured before the factorised
+    parameters and bytes were stored (schema < 5) keeps its structured count there."""
     value = row.get(cost)
-    if row.get("constraint") in low_rank and cost == RANK_COUNTED:
-        low = row.get("maccs_lowrank")
+    if row.get("constraint") in low_rank and cost in RANK_COUNTED:
+        low = row.get(RANK_COUNTED[cost])
         if low is not None and (value is None or low < value):
             value = low
     return None if value is None else float(value)

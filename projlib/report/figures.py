@@ -242,7 +242,7 @@ def cost_stat(point: AggregatePoint, metric: str, styles: Styles | None = None) 
     `counted_cost` counts it (by rank for a constraint whose record says ``low_rank``), so the
     report and the summary count the same; the point's own statistic where nothing differs."""
     low = low_rank_names(styles or {})
-    if point.constraint not in low or metric != RANK_COUNTED:
+    if point.constraint not in low or metric not in RANK_COUNTED:
         return point.stats[metric]
     return Stat.of([counted_cost(r, metric, low) for r in point.rows])
 
@@ -253,10 +253,10 @@ def pareto_figure(
 ) -> FigureSpec:
     """Accuracy vs one cost: one colour per constraint, one symbol per procedure, the dense
     baseline as a black star, the non-dominated set (over all points) joined by a line. A
-    low-rank constraint's MACCs are counted by rank (`cost_stat`), as `greenbench summary`
-    counts them."""
+    low-rank constraint's MACCs and bytes are counted by rank (`cost_stat`), as
+    `greenbench summary` counts them."""
     stats = {id(p): cost_stat(p, cost.metric, styles) for p in points}
-    by_rank = cost.metric == RANK_COUNTED
+    by_rank = cost.metric in RANK_COUNTED
     usable = [p for p in points if stats[id(p)].mean is not None]
     if not usable:
         return FigureSpec(fig_id, title, None, note=f"not measured: {why_missing}")

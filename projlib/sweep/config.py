@@ -38,7 +38,12 @@ from projlib.measure.graph import compact_graph
 from projlib.measure.structure import is_chain
 from projlib.measure.structure import validate as check_walkable
 from projlib.projections import REGISTRY, constraint_names
-from projlib.training.config import DEVICE_NAMES, PROCEDURE_NAMES, TrainConfig
+from projlib.training.config import (
+    DEVICE_NAMES,
+    MASKED_PROCEDURES,
+    PROCEDURE_NAMES,
+    TrainConfig,
+)
 from projlib.training.datasets import DATASETS, VALIDATION_SPLIT_ID
 from projlib.training.models import MODELS, build_model
 from projlib.training.plugins import check_model, check_path, is_plugin, load_plugin_dataset
@@ -250,6 +255,14 @@ class SweepConfig:
         set_(self, "_points", self._expand())
         self._check_models_fit()
 
+    @property
+    def skipped(self) -> tuple[tuple[str, str], ...]:
+        """(procedure, constraint) pairs of the sweep not run: a masked retrain (lottery,
+        magnitude) of a low-rank constraint, whose projection zeros no weight, so its mask keeps
+        every weight and the point would be the dense baseline retrained under another name."""
+        return tuple((p, c) for p in self.procedures if p in MASKED_PROCEDURES
+                     for c in self.constraints if REGISTRY[c].low_rank)
+
     def radii_for(self, constraint: str) -> tuple[float, ...]:
         """The radii swept for `constraint` (per-constraint list if given, else `radii`)."""
         return dict(self.radii_by_constraint).get(constraint, self.radii)
@@ -299,6 +312,7 @@ class SweepConfig:
 
     def _expand(self) -> tuple[tuple[TrainConfig, str], ...]:
         shared = dict(self.options)
+        skipped = set(self.skipped)
         out: dict[str, TrainConfig] = {}
         for d in self.datasets:
             for m in self.models:
@@ -312,6 +326,8 @@ class SweepConfig:
                         if p == "dense":
                             continue
                         for c in self.constraints:
+                            if (p, c) in skipped:
+                                continue
                             point = dict(base)
                             if not REGISTRY[c].grouped:
                                 # `groups` means nothing to an ungrouped operator (l1, nuclear)

@@ -20,6 +20,8 @@ from projlib.training.plugins import check_path, is_plugin
 from projlib.training.projector import RADIUS_MODES
 
 PROCEDURE_NAMES: tuple[str, ...] = ("dense", "projected", "lottery", "magnitude")
+#: The procedures that retrain the network on a support mask (zeros of phase 1 kept at 0).
+MASKED_PROCEDURES: tuple[str, ...] = ("lottery", "magnitude")
 OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "sgd")
 DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", "auto")
 GROUP_NAMES: tuple[str, ...] = GROUPS_CHOICES

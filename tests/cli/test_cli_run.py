@@ -136,8 +136,11 @@ def test_toml_config_with_flag_override(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code == 0, result.output
     db = tmp_path / "results" / "s.db"  # relative to the TOML file
     assert db.is_file() and (tmp_path / "results" / "s.html").is_file()
-    # 2 seeds x (dense + 2 procedures x (2 l1 radii + 1 nuclear radius))
-    assert len(seen) == 2 * (1 + 2 * 3)
+    # 2 seeds x (dense + projected x (2 l1 radii + 1 nuclear radius) + lottery x 2 l1 radii):
+    # a lottery of nuclear (a low-rank constraint, whose mask keeps every weight) is not run
+    assert len(seen) == 2 * (1 + 3 + 2)
+    assert not any(c.procedure == "lottery" and c.constraint == "nuclear" for c in seen)
+    assert "not run: nuclear x lottery" in result.output
     assert {c.epochs for c in seen} == {3} and {c.lr for c in seen} == {0.01}
     assert {(c.constraint, c.radius) for c in seen if c.constraint} == {
         ("l1", 10.0), ("l1", 20.0), ("nuclear", 3.0)

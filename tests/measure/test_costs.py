@@ -77,6 +77,10 @@ def test_lowrank_counts_rank() -> None:
     assert r.layers[0].rank == 3 and r.layers[0].maccs_lowrank == 3 * (40 + 30)
     assert r.layers[1].maccs_lowrank == 30 * 5  # rank 5: factorising would cost more
     assert r.maccs_lowrank == 3 * 70 + 150
+    # parameters and bytes factorised where the MACCs are; biases (30 + 5) kept as they are
+    assert r.params_lowrank == 3 * 70 + 30 + 150 + 5 < r.params_structured
+    assert r.bytes_lowrank == 4 * r.params_lowrank
+    assert r.layers[1].params_lowrank == r.layers[1].params_structured
 
 
 def test_tolerance_treats_small_weights_as_zero() -> None:

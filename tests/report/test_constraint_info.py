@@ -33,18 +33,25 @@ def test_records_survive_the_json_round_trip_in_registry_order():
     assert read_constraints({}) == {} and read_constraints({"constraints": []}) == {}
 
 
-def test_report_and_summary_count_a_low_rank_constraints_maccs_alike(row_factory):
-    """nuclear zeros no column (structured MACCs = dense) but its factorised layers are
-    cheaper: the report's MACC front and the summary's cell both use that count, because
-    both read the low-rank flag from the same record; without the flag, neither does."""
+def _dense_and_nuclear(row_factory, unit: str, first: float, step: float):
+    """Two dense seeds and two nuclear seeds that zero nothing, whose factorised ``unit``
+    ("maccs" or "bytes") is ``first + step * seed`` of dense."""
     dense = [row_factory(procedure="dense", constraint=None, radius=None, seed=s,
                          removed_cols=(0, 0, 0)) for s in (0, 1)]
     nuclear = []
     for s in (0, 1):
         row = row_factory(constraint="nuclear", radius=3.0, seed=s, accuracy=0.9,
                           removed_cols=(0, 0, 0))
-        row["maccs_lowrank"] = row["maccs_dense"] * (0.25 + 0.1 * s)
+        row[f"{unit}_lowrank"] = row[f"{unit}_dense"] * (first + step * s)
         nuclear.append(row)
+    return dense, nuclear
+
+
+def test_report_and_summary_count_a_low_rank_constraints_maccs_alike(row_factory):
+    """nuclear zeros no column (structured MACCs = dense) but its factorised layers are
+    cheaper: the report's MACC front and the summary's cell both use that count, because
+    both read the low-rank flag from the same record; without the flag, neither does."""
+    dense, nuclear = _dense_and_nuclear(row_factory, "maccs", 0.25, 0.1)
     rows = dense + nuclear
     maccs = next(a for a in COST_AXES if a.metric == "maccs_structured")
     dense_maccs = dense[0]["maccs_dense"]
@@ -57,3 +64,24 @@ def test_report_and_summary_count_a_low_rank_constraints_maccs_alike(row_factory
         cell = next(c for c in summarise(rows, low_rank=low_rank_names(infos)).cells
                     if c.constraint == "nuclear")
         assert cell.maccs[0] == pytest.approx(expected) and cell.low_rank == (expected != 1.0)
+
+
+def test_report_and_summary_count_a_low_rank_constraints_bytes_by_rank(row_factory):
+    """nuclear's bytes are its factorised layers' (`bytes_lowrank`) in the report's memory
+    front and the summary's cell alike; a row measured before they were stored (None) keeps
+    its structured bytes in both, never 0."""
+    dense, nuclear = _dense_and_nuclear(row_factory, "bytes", 0.4, 0.2)
+    axis = next(a for a in COST_AXES if a.metric == "bytes_structured")
+    dense_bytes = dense[0]["bytes_dense"]
+    infos = read_constraints(_provenance())
+    for lowrank, expected in ((True, 0.5), (False, None)):
+        rows = dense + [dict(r, bytes_lowrank=r["bytes_lowrank"] if lowrank else None)
+                        for r in nuclear]
+        if expected is None:
+            expected = rows[-1]["bytes_structured"] / dense_bytes
+        fig = pareto_figure(aggregate_rows(rows), axis, "f", "t", "why", infos).figure
+        trace = next(t for t in fig.data if t.name.startswith("nuclear"))
+        assert trace.x[0] / dense_bytes == pytest.approx(expected, rel=1e-3)
+        cell = next(c for c in summarise(rows, low_rank=low_rank_names(infos)).cells
+                    if c.constraint == "nuclear")
+        assert cell.nbytes[0] == pytest.approx(expected, rel=1e-3)

@@ -200,35 +200,41 @@ def test_older_versioned_store_gains_the_newer_columns(tmp_path: Path) -> None:
         assert store.schema_version == 2 and store.get("abc")["train_step"] is None
         assert store.get("abc")["val_accuracy"] is None
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
     conn = sqlite3.connect(path)
     have = {r[1] for r in conn.execute("PRAGMA table_info(points)")}
     assert {"train_step", "val_accuracy", "layer_radii_json"} <= have
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()
 
 
-def test_version_3_store_reads_its_rows_with_no_spread(tmp_path: Path) -> None:
-    # A version-3 db (before per-epoch spread): its finished rows open as they are, the spread
-    # columns read as not measured (None, never 0), and the next writer adds them.
-    path = tmp_path / "v3.db"
+@pytest.mark.parametrize("old,newer", [
+    (3, {"epoch_time_median_s", "epoch_time_noisy", "energy_runs", "bytes_lowrank"}),
+    (4, {"params_lowrank", "bytes_lowrank"}),
+])
+def test_older_store_reads_its_rows_with_the_newer_columns_not_measured(
+        tmp_path: Path, old: int, newer: set[str]) -> None:
+    # A version-3 db (before per-epoch spread) or version-4 db (before the factorised costs):
+    # its finished rows open as they are, the newer columns read as not measured (None, never
+    # 0), and the next writer adds them.
+    path = tmp_path / f"v{old}.db"
     with ResultsStore(path) as store:
         store.register_sweep("s", {}, [("abc", {"dataset": "digits"})])
         store.complete(store.claim("s"), {"test_accuracy": 0.9, "wall_time_s": 1.5})
-    added = schema.names(version=4)
-    assert {"epoch_time_median_s", "epoch_time_noisy", "energy_runs"} <= set(added)
+    added = [n for v in range(old + 1, SCHEMA_VERSION + 1) for n in schema.names(version=v)]
+    assert newer <= set(added)
     conn = sqlite3.connect(path)
     for name in added:
         conn.execute(f'ALTER TABLE points DROP COLUMN "{name}"')
-    conn.execute("PRAGMA user_version=3")
+    conn.execute(f"PRAGMA user_version={old}")
     conn.commit()
     conn.close()
     with ResultsStore(path, read_only=True) as store:
         row = store.get("abc")
-        assert store.schema_version == 3 and row["wall_time_s"] == 1.5
+        assert store.schema_version == old and row["wall_time_s"] == 1.5
         assert all(row[name] is None for name in added)
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         row = store.get("abc")
         assert row["test_accuracy"] == 0.9 and all(row[name] is None for name in added)
 
@@ -298,3 +304,4 @@ def test_corrupted_page_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         with ResultsStore(path, read_only=True) as store:
             store.rows()
+
