@@ -56,6 +56,7 @@ from typing import Any
 
 import torch
 
+from projlib.checks import is_int, is_number
 from projlib.cli.paths import path_problem, shown
 from projlib.measure.carbon import DEFAULT_COUNTRY, CarbonBackend, known_countries
 from projlib.projections import REGISTRY, constraint_names
@@ -447,9 +448,9 @@ def _constraints_and_radii(
 
 
 def _seeds(seeds: int | tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, tuple, list)):
+    if not (is_int(seeds) or isinstance(seeds, (tuple, list))):
         raise OptionError(f"--seeds: expected a count or a list of seeds, got {seeds!r}")
-    if isinstance(seeds, int):
+    if is_int(seeds):
         if not 1 <= seeds <= MAX_SEEDS:
             raise OptionError(f"--seeds: must be between 1 and {MAX_SEEDS:,}, got {seeds}")
         return tuple(range(seeds))
@@ -468,7 +469,7 @@ def _check_sweep_size(
 ) -> None:
     # Counted before anything is expanded, so an absurd product costs nothing to refuse.
     max_points = flags.max_points
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+    if not is_int(max_points) or max_points < 1:
         raise OptionError(f"--max-points: must be an integer >= 1, got {max_points!r}")
     # Distinct values only: the sweep drops repeated names, radii and seeds before expanding.
     sparse = {p for p in flags.procedure if p != "dense"}
@@ -488,7 +489,7 @@ def _execution(flags: RunFlags) -> tuple[str, float, str]:
     executor, gpus = flags.executor, flags.gpus_per_task
     if executor not in EXECUTORS:
         raise OptionError(f"--executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
-    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
+    if not is_number(gpus) or not gpus >= 0:
         raise OptionError(f"--gpus-per-task: must be a number >= 0, got {gpus!r}")
     if gpus > 0 and executor != "ray":
         raise OptionError("--gpus-per-task: only used with --executor ray")

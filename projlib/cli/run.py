@@ -253,12 +253,10 @@ def _check_datasets(options: RunOptions) -> None:
     # with any executor: its fingerprint is part of every point's identity (Ray workers check
     # that they read the same data).
 
-    shared = dict(options.sweep.options)
+    source = options.sweep.options.data_source
     for name in options.sweep.datasets:
         try:  # cached: the first points of this dataset reuse what the check read
-            data = cached_dataset(name, shared.get("data_dir"),
-                                  bool(shared.get("download", False)),
-                                  shared.get("verify_data", True))
+            data = cached_dataset(name, source)
         except (DatasetNotFoundError, DatasetError, OSError, RuntimeError) as exc:
             fail(f"--dataset: {name}: {str(exc).splitlines()[0]}")
         for model in options.sweep.models:

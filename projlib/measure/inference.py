@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from projlib.checks import check_int, check_number, is_int
 from projlib.measure.meter import EnergyMeter
 from projlib.measure.spread import spread_of
 
@@ -90,19 +90,13 @@ class InferenceResult:
 
 def _check_shape(input_shape: Any) -> tuple[int, int, int]:
     ok = (isinstance(input_shape, (tuple, list)) and len(input_shape) == 3
-          and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in input_shape))
+          and all(is_int(n) and n > 0 for n in input_shape))
     if not ok:
         raise ValueError("input_shape must be three positive ints (channels, height, width) "
                          f"of one sample, without the batch dimension (got {input_shape!r})")
     return tuple(input_shape)  # type: ignore[return-value]
 
 
-def _check_positive(name: str, value: Any, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if (isinstance(value, bool) or not isinstance(value, kinds)
-            or not math.isfinite(value) or value <= 0):
-        what = "an int >= 1" if integer else "a finite number > 0"
-        raise ValueError(f"{name} must be {what} (got {value!r})")
 
 
 def _on_device(model: nn.Module, device: torch.device) -> nn.Module:
@@ -167,12 +161,11 @@ def measure_inference(model: nn.Module, input_shape: tuple[int, int, int],
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (got {type(model).__name__})")
     shape = _check_shape(input_shape)
-    _check_positive("large_batch", large_batch, integer=True)
-    _check_positive("min_window_s", min_window_s)
-    _check_positive("max_time_s", max_time_s)
-    _check_positive("repeats", repeats, integer=True)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0 (got {warmup!r})")
+    check_int("large_batch", large_batch, 1)
+    check_number("min_window_s", min_window_s, 0, low_open=True)
+    check_number("max_time_s", max_time_s, 0, low_open=True)
+    check_int("repeats", repeats, 1)
+    check_int("warmup", warmup, 0)
     if meter is not None and not isinstance(meter, EnergyMeter):
         raise TypeError(f"meter must be an EnergyMeter or None (got {type(meter).__name__})")
     dev = torch.device(device)

@@ -22,7 +22,6 @@ difference is not clipped at 0).
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TypeVar
 
+from projlib.checks import check_int, check_number
 from projlib.measure.backend import EnergyBackend
 from projlib.measure.carbon import DEFAULT_COUNTRY, JOULES_PER_KWH, CarbonBackend
 from projlib.measure.nvml import NvmlBackend
@@ -213,8 +213,7 @@ class EnergyMeter:
         is still shorter than its backend's update period (``short_window``) is not stored
         as a figure below resolution: its energy becomes ``None`` with a note.
         """
-        if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
-            raise ValueError(f"max_runs must be an int >= 1 (got {max_runs!r})")
+        check_int("max_runs", max_runs, 1)
         target_s = self.readable_window_s()
         first: list[T] = []  # only the first run's value is kept (a repeat's may be large)
         runs = 0
@@ -246,9 +245,7 @@ class EnergyMeter:
         When no backend can measure, no window is run (``duration_s`` of the baseline is 0.0) and
         each unavailable backend gets ``None`` with "no energy backend measures this device".
         """
-        if (isinstance(duration_s, bool) or not isinstance(duration_s, (int, float))
-                or not math.isfinite(duration_s) or duration_s <= 0):
-            raise ValueError(f"duration_s must be a finite number > 0 (got {duration_s!r})")
+        check_number("duration_s", duration_s, 0, low_open=True)
         if self._t0 is not None:
             raise RuntimeError("cannot measure idle power while a window of this EnergyMeter "
                                "is open")
@@ -269,9 +266,7 @@ class EnergyMeter:
         Age is read on the meter's clock. Idle power drifts with temperature and with what else
         runs on the machine, hence the default of ten minutes.
         """
-        if (isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float))
-                or math.isnan(max_age_s) or max_age_s < 0):
-            raise ValueError(f"max_age_s must be a number >= 0 (got {max_age_s!r})")
+        check_number("max_age_s", max_age_s, 0, finite=False)
         base = self.idle_baseline
         if base is None or self._clock() - base.measured_at > max_age_s:
             return self.measure_idle(duration_s)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from projlib.checks import check_bool
 from projlib.projections import _torch_ops
 from projlib.projections.grouped import (
     project_l1inf,
@@ -42,8 +43,7 @@ def set_cuda_check_finite(enabled: bool) -> bool:
     Off by default: the CUDA path then never synchronises with the host (it can be captured
     in a CUDA graph) and a NaN/inf input gives a NaN result. On: such an input raises
     ``ValueError`` as on the CPU, at the cost of one host synchronisation per call."""
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+    check_bool("enabled", enabled)
     previous = _torch_ops.CHECK_FINITE
     _torch_ops.CHECK_FINITE = enabled
     return previous

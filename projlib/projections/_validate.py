@@ -22,9 +22,10 @@ group (so ``l11`` equals ``l1`` on it), with ``groups="rows"`` every entry is it
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from projlib.checks import OPERATOR_RADIUS
 
 GROUPS_CHOICES: tuple[str, ...] = ("columns", "rows")
 FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
@@ -56,23 +57,11 @@ def check_tensor(W: object, *, grouped: bool, arg: str = "W") -> torch.Tensor:
 
 
 def check_radius(radius: object) -> float:
-    """Return ``radius`` as a float after checking it is a finite real number >= 0."""
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real):
-        if isinstance(radius, torch.Tensor) and radius.numel() == 1 and not radius.is_complex():
-            radius = radius.item()
-        else:
-            raise TypeError(f"radius must be a real number, got {type(radius).__name__}")
-    try:
-        value = float(radius)
-    except OverflowError:  # e.g. the int 10**400
-        raise ValueError(
-            f"radius must be finite, got a {type(radius).__name__} past the float range"
-        ) from None
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"radius must be finite, got {value}")
-    if value < 0.0:
-        raise ValueError(f"radius must be >= 0, got {value}")
-    return value
+    """Return ``radius`` as a float after checking it is a finite real number >= 0
+    (`projlib.checks.OPERATOR_RADIUS`; a one-element real tensor is read as its value)."""
+    if isinstance(radius, torch.Tensor) and radius.numel() == 1 and not radius.is_complex():
+        radius = radius.item()
+    return OPERATOR_RADIUS.check("radius", radius)
 
 
 def check_groups(groups: object) -> str:

@@ -11,7 +11,6 @@ references: docs/METHOD.md §2.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from types import MappingProxyType
 
 import torch
 
+from projlib.checks import TRAINING_RADIUS, is_number
 from projlib.projections._norms import (
     PlainNorm,
     l1_norm,
@@ -48,20 +48,11 @@ _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 def _radii_tuple(name: str, model: object, values: object) -> tuple[float, ...]:
     if not isinstance(model, str) or not model:
         raise ValueError(f"{name}: default_radii keys must be model names (str), got {model!r}")
-    if isinstance(values, (int, float)) and not isinstance(values, bool):
+    if is_number(values):
         values = (values,)
     if not isinstance(values, (tuple, list)) or not values:
         raise ValueError(f"{name}: default_radii[{model!r}] must be a non-empty tuple of radii")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-            math.isfinite(v) and v > 0
-        ):
-            raise ValueError(
-                f"{name}: default_radii[{model!r}] must hold finite numbers > 0, got {v!r}"
-            )
-        out.append(float(v))
-    return tuple(out)
+    return tuple(TRAINING_RADIUS.check(f"{name}: default_radii[{model!r}]", v) for v in values)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projlib import schema
+from projlib.checks import is_number
 
 __all__ = [
     "GROUP_FIELDS",
@@ -44,7 +45,7 @@ _REQUIRED = ("status", "dataset", "model", "procedure")
 
 def to_number(value: object) -> float | None:
     """A finite float, or None for None / NaN / inf / non-numbers (all "not measured")."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
@@ -156,7 +157,7 @@ def _sort_key(value: object) -> tuple[int, Any]:
     # None sorts last; mixed types fall back to their string form so sorting never raises.
     if value is None:
         return (2, "")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         return (0, float(value))
     return (1, str(value))
 

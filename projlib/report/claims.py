@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ttest_1samp
 
+from projlib.checks import check_number
 from projlib.report.constraints import counted_cost
 from projlib.schema import NOISE_FRACTION
 
@@ -189,8 +190,7 @@ def summarise(rows: Sequence[Mapping[str, Any]],
     (``low_rank``, from ``ProjectionSpec.low_rank``) and which models are fully connected
     (``fully_connected``, from ``ModelSpec.fully_connected``; None: unknown)."""
     for b in bands:
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 100:
-            raise ValueError(f"bands must be accuracy points in [0, 100], got {b!r}")
+        check_number("bands (accuracy points)", b, 0, 100)
     done = [r for r in rows if r.get("status") == "done" and r.get("test_accuracy") is not None]
     notes: list[str] = []
     dense: dict[tuple, dict[int, Mapping[str, Any]]] = {}

@@ -9,7 +9,6 @@ forbids every network fetch; user strings are HTML-escaped in markup, and the fi
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -19,6 +18,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from projlib import schema
+from projlib.checks import check_number
 from projlib.report.aggregate import AggregatePoint, aggregate_rows, validate_rows
 from projlib.report.constraints import read_constraints
 from projlib.report.figures import (
@@ -73,11 +73,7 @@ class ReportConfig:
             raise ValueError(f"energy must be 'above_idle' or 'total', got {self.energy!r}")
         if not isinstance(self.title, str) or not self.title.strip():
             raise ValueError("title must be a non-empty string")
-        tol = self.accuracy_tolerance
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)):
-            raise TypeError(f"accuracy_tolerance must be a number, got {type(tol).__name__}")
-        if not (math.isfinite(tol) and 0.0 <= tol <= 1.0):
-            raise ValueError(f"accuracy_tolerance must be in [0, 1], got {tol}")
+        check_number("accuracy_tolerance", self.accuracy_tolerance, 0, 1)
 
 
 def safe_json_for_script(text: str) -> str:

@@ -41,6 +41,7 @@ from typing import Any
 
 from scipy.stats import t as student_t
 
+from projlib.checks import check_number
 from projlib.report.claims import BANDS_POINTS, COSTS, _bootstrap_ci
 from projlib.report.constraints import counted_cost
 
@@ -178,8 +179,7 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
     if accuracy not in ("test_accuracy", "val_accuracy"):
         raise ValueError(f"accuracy must be test_accuracy or val_accuracy, got {accuracy!r}")
     for t in targets:
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 100:
-            raise ValueError(f"targets must be accuracy points in (0, 100], got {t!r}")
+        check_number("targets (accuracy points)", t, 0, 100, low_open=True)
     done = [r for r in rows if r.get("status") == "done" and r.get(accuracy) is not None]
     dense: dict[tuple, float] = {}
     for r in done:

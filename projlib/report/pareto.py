@@ -11,16 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from projlib.checks import is_number
+
 __all__ = ["pareto_front", "dominates"]
 
 
 def _usable(value: object) -> bool:
     # bool is an int subclass, but True/False as a cost is a schema bug, not a number.
-    if value is None or isinstance(value, bool):
-        return False
-    if not isinstance(value, (int, float)):
-        return False
-    return math.isfinite(float(value))
+    return is_number(value) and math.isfinite(float(value))
 
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
 import torch
 
+from projlib.checks import TRAINING_RADIUS, check_int, is_number
 from projlib.measure.graph import compact_graph
 from projlib.measure.structure import is_chain
 from projlib.measure.structure import validate as check_walkable
@@ -44,7 +44,7 @@ from projlib.training.config import (
     PROCEDURE_NAMES,
     TrainConfig,
 )
-from projlib.training.datasets import DATASETS, VALIDATION_SPLIT_ID
+from projlib.training.datasets import DATASETS, VALIDATION_SPLIT_ID, DataSource
 from projlib.training.models import MODELS, build_model
 from projlib.training.plugins import check_model, check_path, is_plugin, load_plugin_dataset
 from projlib.training.sparsity import select_layers
@@ -81,6 +81,50 @@ TRAIN_OPTION_NAMES: tuple[str, ...] = tuple(
 )
 #: Every TrainConfig field's default: the one table the sweep, the options and the help read.
 TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+
+
+def _options_changed(self: Any) -> dict[str, Any]:
+    """The options not at their TrainConfig default, in field order (name -> value)."""
+    return {name: getattr(self, name) for name in TRAIN_OPTION_NAMES
+            if getattr(self, name) != TRAIN_DEFAULTS[name]}
+
+
+def _options_data_source(self: Any) -> DataSource:
+    return DataSource(self.data_dir, self.download, self.verify_data)
+
+
+def _options_from(cls: type, value: Any) -> Any:
+    """`value` (a TrainOptions, a mapping or (name, value) pairs) as a TrainOptions; an
+    unknown name is a ValueError listing the valid ones."""
+    if isinstance(value, cls):
+        return value
+    pairs = tuple(value.items()) if isinstance(value, Mapping) else tuple(value)
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"options entries must be (name, value), got {pair!r}")
+        if pair[0] not in TRAIN_OPTION_NAMES:
+            raise ValueError(f"options: unknown training option {pair[0]!r}; "
+                             f"valid: {', '.join(TRAIN_OPTION_NAMES)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in pairs})
+
+
+#: The training options a sweep shares across its points: a frozen dataclass with one field
+#: per TrainConfig field that is not a sweep axis, same name, type and default (generated from
+#: TrainConfig, so a new training option is a sweep option with no other edit). Values are
+#: checked by TrainConfig when the sweep builds its points. `changed()`: the non-default ones;
+#: `data_source`: where the data is read from; `TrainOptions.of(x)`: from a mapping or pairs.
+TrainOptions = make_dataclass(
+    "TrainOptions",
+    [(f.name, f.type, field(default=f.default)) for f in fields(TrainConfig)
+     if f.name in TRAIN_OPTION_NAMES],
+    frozen=True,
+    namespace={
+        "changed": _options_changed,
+        "data_source": property(_options_data_source),
+        "of": classmethod(_options_from),
+        "__module__": __name__,
+    },
+)
 _DEFAULT_EPOCHS: int = TRAIN_DEFAULTS["epochs"]
 # Bumped when the meaning of a config field changes, so old rows are not silently reused.
 _HASH_VERSION = "greenbench-point-v1"
@@ -159,21 +203,13 @@ def _names(field: str, values: Any, valid: tuple[str, ...],
     return tuple(out)
 
 
-def _radius(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{field} must contain numbers, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{field}: {value!r} must be finite and > 0")
-    return float(value)
-
-
 def _radii(field: str, values: Any) -> tuple[float, ...]:
-    if isinstance(values, (int, float)) and not isinstance(values, bool):
+    if is_number(values):
         values = (values,)
     if not isinstance(values, (tuple, list)):
         raise TypeError(f"{field} must be a list of numbers, got {type(values).__name__}")
     # dict.fromkeys: order kept, duplicates dropped in O(n) (a million copies of one radius)
-    return tuple(dict.fromkeys(_radius(field, v) for v in values))
+    return tuple(dict.fromkeys(TRAINING_RADIUS.check(field, v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -183,8 +219,9 @@ class SweepConfig:
     radii: used for every constraint not named in `radii_by_constraint`.
     radii_by_constraint: ((constraint, (radius, ...)), ...) overrides per constraint.
     seeds: explicit seed values (the CLI's ``--seeds N`` means 0..N-1).
-    options: ((TrainConfig field, value), ...) shared training options (lr, optimizer, groups,
-    batch_size, retrain_epochs, layers, constrain_first, constrain_last, data_dir, download).
+    options: the shared training options, a `TrainOptions` (lr, optimizer, groups, batch_size,
+    retrain_epochs, layers, constrain_first, constrain_last, data_dir, download, ...); a
+    mapping or (name, value) pairs are accepted and converted.
     device: "cpu" | "cuda" (resolve "auto" with `resolve_device` before building the sweep, so
     the point hash names the device the point really ran on).
     """
@@ -198,7 +235,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     epochs: int = _DEFAULT_EPOCHS
     device: str = "cpu"
-    options: tuple[tuple[str, Any], ...] = ()
+    options: Any = ()  # a TrainOptions once built
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -232,23 +269,13 @@ class SweepConfig:
         if not isinstance(seeds, (tuple, list)) or not seeds:
             raise ValueError("seeds must be a non-empty list of ints >= 0")
         for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise ValueError(f"seeds must be ints >= 0, got {s!r}")
+            check_int("seeds", s, 0)
         set_(self, "seeds", tuple(dict.fromkeys(seeds)))
         if self.device not in DEVICE_NAMES or self.device == "auto":
             raise ValueError(
                 f"device must be cpu or cuda (resolve 'auto' first), got {self.device!r}"
             )
-        opts = tuple(self.options.items()) if isinstance(self.options, Mapping) else self.options
-        for pair in opts:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"options entries must be (name, value), got {pair!r}")
-            if pair[0] not in TRAIN_OPTION_NAMES:
-                raise ValueError(
-                    f"options: unknown training option {pair[0]!r}; "
-                    f"valid: {', '.join(TRAIN_OPTION_NAMES)}"
-                )
-        set_(self, "options", tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in opts))
+        set_(self, "options", TrainOptions.of(self.options))
         # Building every point runs TrainConfig's own validation (epochs, lr, ...) now, before
         # anything is written: a sweep that fails validation leaves no trace in the store. The
         # expansion is kept (the config is frozen), so points() and sweep_id() reuse it.
@@ -271,10 +298,9 @@ class SweepConfig:
         # e.g. convnet's fc layer is sized for 28x28 inputs, or a `layers` pattern with a typo:
         # fail now, once, not once per point (the dense baseline included).
 
-        shared = dict(self.options)
-        patterns = shared.get("layers")
-        patterns = None if patterns is None else tuple(patterns)
-        first, last = (bool(shared.get(k, False)) for k in ("constrain_first", "constrain_last"))
+        opts = self.options
+        patterns = None if opts.layers is None else tuple(opts.layers)
+        first, last = opts.constrain_first, opts.constrain_last
         sparse = any(p != "dense" for p in self.procedures)
         for d in self.datasets:
             # a loader of your own is called here (once per process) to learn its shape
@@ -311,7 +337,7 @@ class SweepConfig:
         return [pid for _, pid in self._points]
 
     def _expand(self) -> tuple[tuple[TrainConfig, str], ...]:
-        shared = dict(self.options)
+        shared = self.options.changed()
         skipped = set(self.skipped)
         out: dict[str, TrainConfig] = {}
         for d in self.datasets:
@@ -355,7 +381,8 @@ class SweepConfig:
             "seeds": list(self.seeds),
             "epochs": self.epochs,
             "device": self.device,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options},
+            "options": {k: list(v) if isinstance(v, tuple) else v
+                        for k, v in self.options.changed().items()},
         }
 
     def sweep_id(self) -> str:

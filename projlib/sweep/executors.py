@@ -85,14 +85,10 @@ def prepare_sweep(
     (`TrainConfig.model_source`), read here.
 
     Returns (sweep_id, {point_id: TrainConfig}, number of points already done)."""
-    shared = dict(sweep.options)
     prints = dict(fingerprints or {})
     for name in sweep.datasets:
         if name not in prints:
-            prints[name] = cached_dataset(
-                name, shared.get("data_dir"), bool(shared.get("download", False)),
-                bool(shared.get("verify_data", True)),
-            ).fingerprint
+            prints[name] = cached_dataset(name, sweep.options.data_source).fingerprint
     # A model of your own is identified by its module file too: an edit gives new points.
     sources = {m: source_hash(m) for m in sweep.models if is_plugin(m)}
     points = [dataclasses.replace(c, data_fingerprint=prints[c.dataset],

@@ -29,11 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 from projlib import schema
+from projlib.checks import check_bool, check_number
 from projlib.measure import EnergyMeter, compact, cost_report, inference_comparison
 from projlib.measure.spread import phase_spreads
 from projlib.sweep.provenance import software_provenance
 from projlib.sweep.warmup import AUTO, choose_threads, parse_threads, thread_limit, warm_up
-from projlib.training import Dataset, TrainConfig, TrainResult, load_dataset, train
+from projlib.training import Dataset, DataSource, TrainConfig, TrainResult, train
 
 __all__ = [
     "PointRunner", "PointSettings", "ProgressFn", "cached_dataset", "result_metrics",
@@ -62,12 +63,9 @@ class PointSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", parse_threads(self.threads))
-        if not isinstance(self.inference, bool):
-            raise TypeError(f"inference must be a bool, got {type(self.inference).__name__}")
+        check_bool("inference", self.inference)
         for name in ("idle_max_age_s", "idle_duration_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+            check_number(name, getattr(self, name), 0, low_open=True, finite=False)
 
 
 def run_point(
@@ -83,8 +81,7 @@ def run_point(
     settings = settings or PointSettings()
     if meter is None:
         meter = EnergyMeter(country_iso_code) if country_iso_code else EnergyMeter()
-    dataset = cached_dataset(config.dataset, config.data_dir, config.download,
-                             config.verify_data)
+    dataset = cached_dataset(config.dataset, config.data_source)
     choice = choose_threads(config, dataset, settings.threads)
     with thread_limit(choice.threads):
         warmup_time_s, warmup_energy_j = _warm_up(config, dataset, meter)
@@ -206,12 +203,11 @@ def timing_metrics(result: TrainResult) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=1)
-def cached_dataset(
-    name: str, data_dir: str | None = None, download: bool = False, verify: bool = True
-) -> Dataset:
-    """`load_dataset`, remembering the last one: a sweep's points share their dataset (reading
-    it took ~1 s a point, longer than training a digits point), and one entry bounds memory."""
-    return load_dataset(name, data_dir=data_dir, download=download, verify=verify)
+def cached_dataset(name: str, source: DataSource = DataSource()) -> Dataset:
+    """`source.load(name)`, remembering the last one: a sweep's points share their dataset
+    (reading it took ~1 s a point, longer than training a digits point), and one entry bounds
+    memory."""
+    return source.load(name)
 
 
 def result_metrics(result: TrainResult) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from projlib.checks import is_int
 from projlib.training import Dataset, TrainConfig, build_model, train
 from projlib.training.datasets import validation_split
 from projlib.training.procedures import EVAL_BATCH
@@ -89,7 +90,7 @@ def parse_threads(value: Any) -> int | str:
         return AUTO
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+    if not is_int(value) or not 1 <= value <= 1024:
         raise ValueError(f"threads must be 'auto' or an integer between 1 and 1024, got {value!r}")
     return value
 

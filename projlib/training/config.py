@@ -2,19 +2,20 @@
 
 Every check lives in `__post_init__`, so a config that exists is a config that can run (up to
 facts only known once the model is built, such as which parameter names a `layers` pattern
-matches; `train` checks those). Errors are `ValueError` / `TypeError` naming the field.
+matches; `train` checks those). Errors are `ValueError` / `TypeError` naming the field (a
+value of the wrong kind or out of range: `projlib.checks.ParamError`, both at once).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from projlib.checks import TRAINING_RADIUS, check_choice, check_int, check_number
 from projlib.projections import REGISTRY, constraint_names
 from projlib.projections._validate import GROUPS_CHOICES
-from projlib.training.datasets import DATASETS, MAX_VALIDATION
+from projlib.training.datasets import DATASETS, MAX_VALIDATION, DataSource
 from projlib.training.models import MODELS
 from projlib.training.plugins import check_path, is_plugin
 from projlib.training.projector import RADIUS_MODES
@@ -33,22 +34,6 @@ MAX_BATCH_SIZE = 1 << 24
 MAX_SEED = 2**32 - 1  # numpy's seeding range; torch accepts more
 
 
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum:,}, got {value}")
-
-
-def _check_positive_float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-
-
 def _check_name_or_path(name: str, value: Any, choices: tuple[str, ...], attr: str) -> None:
     # A built-in name, or `package.module:attr` (checked for syntax here, imported by `train`).
     if is_plugin(value):
@@ -57,11 +42,6 @@ def _check_name_or_path(name: str, value: Any, choices: tuple[str, ...], attr: s
         raise ValueError(
             f"{name} must be one of {', '.join(choices)} or package.module:{attr}; got {value!r}"
         )
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -138,17 +118,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_name_or_path("dataset", self.dataset, tuple(DATASETS), "loader")
         _check_name_or_path("model", self.model, tuple(MODELS), "factory")
-        _check_choice("procedure", self.procedure, PROCEDURE_NAMES)
-        _check_choice("groups", self.groups, GROUP_NAMES)
-        _check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
-        _check_choice("device", self.device, DEVICE_NAMES)
-        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_choice("procedure", self.procedure, PROCEDURE_NAMES)
+        check_choice("groups", self.groups, GROUP_NAMES)
+        check_choice("optimizer", self.optimizer, OPTIMIZER_NAMES)
+        check_choice("device", self.device, DEVICE_NAMES)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.retrain_epochs is not None:
-            _check_int("retrain_epochs", self.retrain_epochs, 1, MAX_EPOCHS)
-        _check_positive_float("lr", self.lr)
+            check_int("retrain_epochs", self.retrain_epochs, 1, MAX_EPOCHS)
+        check_number("lr", self.lr, 0, low_open=True)
         object.__setattr__(self, "lr", float(self.lr))  # 1 and 1.0 must hash the same
-        _check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
-        _check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_int("seed", self.seed, 0, MAX_SEED)
         for flag in ("constrain_first", "constrain_last", "download", "verify_data", "cuda_graph"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {type(getattr(self, flag)).__name__}")
@@ -189,21 +169,18 @@ class TrainConfig:
                     + (" (or give layer_sparsity)" if self.procedure == "magnitude" else "")
                 )
             return
-        _check_choice("constraint", self.constraint, constraint_names())
+        check_choice("constraint", self.constraint, constraint_names())
         REGISTRY[self.constraint].check_groups(self.groups)
         if self.radius is None:
             raise ValueError(f"radius is required with constraint={self.constraint!r}")
-        _check_positive_float("radius", self.radius)
+        TRAINING_RADIUS.check("radius", self.radius)
         object.__setattr__(self, "radius", float(self.radius))
 
     def _check_validation(self) -> None:
-        v = self.validation
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise TypeError(f"validation must be a number, got {type(v).__name__}")
-        if not (math.isfinite(v) and 0 <= v <= MAX_VALIDATION):
-            raise ValueError(f"validation must be in [0, {MAX_VALIDATION}], got {v}")
-        object.__setattr__(self, "validation", float(v))  # 0 and 0.0 must hash the same
-        _check_choice("radius_mode", self.radius_mode, RADIUS_MODES)
+        # 0 and 0.0 must hash the same: stored as the float
+        object.__setattr__(self, "validation",
+                           check_number("validation", self.validation, 0, MAX_VALIDATION))
+        check_choice("radius_mode", self.radius_mode, RADIUS_MODES)
         if self.radius_mode == "relative" and self.constraint is None:
             raise ValueError("radius_mode='relative' needs a constraint (it scales its radius)")
 
@@ -232,14 +209,15 @@ class TrainConfig:
                 raise ValueError(
                     f"layer_sparsity entries must be (layer_name, fraction_zero), got {pair!r}"
                 )
-            frac = pair[1]
-            if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
-                raise ValueError(
-                    f"layer_sparsity fraction for {pair[0]!r} must be in [0, 1], got {frac!r}"
-                )
+            check_number(f"layer_sparsity fraction for {pair[0]!r}", pair[1], 0, 1)
         if len({name for name, _ in pairs}) != len(pairs):
             raise ValueError("layer_sparsity names a layer twice")
         object.__setattr__(self, "layer_sparsity", tuple((n, float(f)) for n, f in pairs))
+
+    @property
+    def data_source(self) -> DataSource:
+        """Where and how this run reads its dataset (`data_dir`, `download`, `verify_data`)."""
+        return DataSource(self.data_dir, self.download, self.verify_data)
 
     @property
     def resolved_retrain_epochs(self) -> int:

@@ -62,6 +62,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from projlib.checks import check_number
+
 DEFAULT_ROOT = Path.home() / ".cache" / "greenbench" / "datasets"
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -247,10 +249,7 @@ def validation_split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tenso
     seeded with a constant: the same examples for every run, seed and device) are held out;
     the rest keep their order. ``fraction`` in (0, MAX_VALIDATION]; ValueError when it would
     hold out nothing. O(n)."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-        raise TypeError(f"validation must be a number, got {type(fraction).__name__}")
-    if not 0 < fraction <= MAX_VALIDATION:
-        raise ValueError(f"validation must be in (0, {MAX_VALIDATION}], got {fraction}")
+    check_number("validation", fraction, 0, MAX_VALIDATION, low_open=True)
     n_val = round(n * fraction)
     if n_val < 1:
         raise ValueError(f"validation={fraction} holds out no example of {n}")
@@ -617,6 +616,25 @@ DATASETS: dict[str, DatasetSpec] = {
         "cifar10", (3, 32, 32), 10, "CIFAR-10 python pickle batches, 50000/10000", _load_cifar10
     ),
 }
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where datasets are read from and how: the one description of a data location that
+    `TrainConfig`, a sweep's options, the runner and the CLI pass around (hashable, so a cache
+    may key on it). Not part of a point's identity: the data fingerprint is.
+
+    data_dir: a directory searched first (None: the default places, see `load_dataset`);
+    download: fetch a missing dataset with torchvision; verify: files must match the published
+    checksums."""
+
+    data_dir: str | None = None
+    download: bool = False
+    verify: bool = True
+
+    def load(self, name: str) -> Dataset:
+        """`load_dataset(name)` from this source."""
+        return load_dataset(name, self.data_dir, self.download, self.verify)
 
 
 def load_dataset(

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from projlib.checks import check_int
+
 
 def _check_shape(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     shape = tuple(input_shape)
@@ -113,8 +115,7 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) 
             f"name must be one of {', '.join(MODELS)} or package.module:factory; got {name!r}"
         )
     shape = _check_shape(input_shape)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    check_int("num_classes", num_classes, 2)
     if plugins.is_plugin(name):
         return plugins.build_plugin_model(name, shape, num_classes)
     return MODELS[name].builder(shape, num_classes)

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from projlib.checks import is_int
 from projlib.training.datasets import Dataset, DatasetError
 
 __all__ = [
@@ -214,7 +215,7 @@ def _check_dataset(path: str, data: Dataset) -> None:
             or not all(isinstance(s, int) and s > 0 for s in shape)):
         raise DatasetError(f"dataset {path!r}: input_shape must be (C, H, W) of positive ints, "
                            f"got {shape!r}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+    if not is_int(k) or k < 2:
         raise DatasetError(f"dataset {path!r}: num_classes must be an int >= 2, got {k!r}")
     for split in ("train", "test"):
         x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")

@@ -36,7 +36,7 @@ from torch import nn
 from projlib.measure.maccs import cost_report
 from projlib.training.compacted import CompactedNet, compactable, compacted_net
 from projlib.training.config import TrainConfig
-from projlib.training.datasets import Dataset, DatasetError, load_dataset, validation_split
+from projlib.training.datasets import Dataset, DatasetError, validation_split
 from projlib.training.models import build_model
 from projlib.training.plugins import PluginError, source_hash
 from projlib.training.projector import Projector
@@ -492,8 +492,7 @@ def train(
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable or None")
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, config.download,
-                               verify=config.verify_data)
+        dataset = config.data_source.load(config.dataset)
     elif not isinstance(dataset, Dataset) or dataset.name != config.dataset:
         raise ValueError(f"dataset must be the loaded {config.dataset!r} Dataset")
     if config.data_fingerprint is not None and dataset.fingerprint != config.data_fingerprint:

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from projlib.checks import check_bool
 from projlib.projections import REGISTRY, constraint_names
 from projlib.projections._validate import check_radius
 from projlib.training.sparsity import nonzero_masks, select_layers, weight_names
@@ -86,10 +87,8 @@ class Projector:
             raise ValueError(
                 f"constraint must be one of {', '.join(constraint_names())}; got {constraint!r}"
             )
-        for flag, value in (("constrain_first", constrain_first),
-                            ("constrain_last", constrain_last)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{flag} must be a bool, got {type(value).__name__}")
+        check_bool("constrain_first", constrain_first)
+        check_bool("constrain_last", constrain_last)
         spec = REGISTRY[constraint]
         self.constraint = constraint
         self.radius = check_radius(radius)

@@ -162,7 +162,7 @@ def _bad_config(tmp_path: Path, text: str | None) -> str:
         (["--model", "convnet"], "model 'convnet' does not fit dataset 'digits'"),
         (["--procedure", "pruned"], "--procedure: unknown name 'pruned'"),
         (["--radius", "abc"], "--radius: 'abc' is not a number"),
-        (["--radius", "-3"], "--radius: -3.0 must be finite and > 0"),
+        (["--radius", "-3"], "--radius must be a finite number > 0, got -3.0"),
         (["--radius", "l9=3"], "--radius: unknown constraint 'l9'; valid: l1, l21"),
         (["--constraint", "l1", "--radius", "l11=3"], "--radius: l11 not among the swept"),
         (["--seeds", "0"], "--seeds: must be between 1 and 10,000"),
@@ -295,12 +295,12 @@ def test_run_help_shows_the_defaults_a_bare_run_resolves_to() -> None:
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())
     opts = resolve_run_options(RunFlags())
-    train = dict(opts.sweep.options)
+    train = opts.sweep.options
     for value in (", ".join(opts.sweep.datasets), ", ".join(opts.sweep.models),
                   ", ".join(opts.sweep.constraints), str(opts.sweep.epochs),
                   str(len(opts.sweep.seeds)), opts.country, str(opts.db), str(opts.report),
-                  opts.executor, f"{train['lr']:g}", train["optimizer"],
-                  str(train["batch_size"])):
+                  opts.executor, f"{train.lr:g}", train.optimizer,
+                  str(train.batch_size)):
         assert f"(default: {value}" in shown, value
 
 

@@ -69,7 +69,7 @@ def test_toml_becomes_the_same_typed_layer_as_the_flags(tmp_path: Path) -> None:
     assert flags.train == TrainFlags(layers=("1.weight",), lr=1)
     options = resolve_run_options(flags)
     assert options.sweep.seeds == (0, 7) and options.sweep.radii_for("l11") == (4.0,)
-    assert dict(options.sweep.options)["lr"] == 1.0
+    assert options.sweep.options.lr == 1.0
 
 
 @pytest.mark.parametrize("data, message", [

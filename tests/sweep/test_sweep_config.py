@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from projlib.sweep import SweepConfig, canonical_config, point_id, resolve_device
-from projlib.training import TrainConfig
+from projlib.sweep.config import TRAIN_OPTION_NAMES, TrainOptions
+from projlib.training import DataSource, TrainConfig
 
 
 def test_expansion_counts_and_dense_baseline_first() -> None:
@@ -59,6 +60,26 @@ def test_shared_options_reach_every_point() -> None:
     assert points["l1"].groups == "columns"
 
 
+def test_options_are_a_typed_frozen_record_of_every_training_option() -> None:
+    # one field per non-axis TrainConfig field, with its default: read by name, not by key
+    sweep = SweepConfig(radii=(5.0,), options={"lr": 0.01, "layers": ["1.weight"],
+                                               "data_dir": "/data", "verify_data": False})
+    opts = sweep.options
+    assert isinstance(opts, TrainOptions) and opts.lr == 0.01 and opts.layers == ("1.weight",)
+    assert opts.batch_size == TrainConfig.__dataclass_fields__["batch_size"].default
+    assert {f.name for f in dataclasses.fields(opts)} == set(TRAIN_OPTION_NAMES)
+    assert opts.changed() == {"lr": 0.01, "layers": ("1.weight",), "data_dir": "/data",
+                              "verify_data": False}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.lr = 1.0  # type: ignore[misc]
+    # the data location has one description, the same a point's config gives
+    assert opts.data_source == DataSource("/data", False, False)
+    assert sweep.points()[0].data_source == opts.data_source
+    with pytest.raises(ValueError, match="unknown training option 'lrate'"):
+        SweepConfig(radii=(5.0,), options={"lrate": 0.1})
+    assert SweepConfig(radii=(5.0,), options=opts).options is opts
+
+
 def test_point_id_is_stable_and_ignores_data_location() -> None:
     a = TrainConfig(procedure="projected", constraint="l11", radius=5.0, epochs=3)
     b = dataclasses.replace(a, data_dir="/somewhere/else", download=True)
@@ -83,10 +104,10 @@ def test_sweep_id_ignores_axis_order() -> None:
         ({"datasets": ("imagenet",), "radii": (1.0,)}, r"dataset: unknown name .*digits"),
         ({"models": ("resnet",), "radii": (1.0,)}, r"model: unknown name .*mlp"),
         ({"procedures": ("pruned",), "radii": (1.0,)}, r"procedure: unknown name .*projected"),
-        ({"radii": (-1.0,)}, r"radius: -1.0 must be finite and > 0"),
+        ({"radii": (-1.0,)}, r"radius must be a finite number > 0, got -1.0"),
         ({"radii": ()}, r"radius: no radius given for constraint 'l1'"),
         ({"radii": (1.0,), "device": "auto"}, r"resolve 'auto' first"),
-        ({"radii": (1.0,), "seeds": (-1,)}, r"seeds must be ints >= 0"),
+        ({"radii": (1.0,), "seeds": (-1,)}, r"seeds must be >= 0"),
         ({"radii": (1.0,), "options": (("momentum", 0.9),)}, r"unknown training option 'momentum'"),
         ({"radii": (1.0,), "epochs": 0}, r"epochs must be >= 1"),
         ({"radii": (1.0,), "models": ("convnet",)}, r"'convnet' does not fit dataset 'digits'"),
