@@ -6,7 +6,6 @@ exit code 2, and leaves every file as it was (compared by hash).
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -16,43 +15,32 @@ from typer.testing import CliRunner
 from projlib.cli import app
 from projlib.sweep import ResultsStore
 
+from .helpers import one_line_exit_2, sha
+
 runner = CliRunner()
 _QUICK = ["--procedure", "dense", "--epochs", "1"]
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _one_line_exit_2(result, *needles: str) -> None:  # noqa: ANN001 - click Result
-    assert result.exit_code == 2, (result.output, result.stderr)
-    err = result.stderr
-    assert err.count("\n") == 1 and err.startswith("Error: "), err
-    for needle in needles:
-        assert needle in err, err
-    assert "Traceback" not in result.output
 
 
 # ------------------------------------------------------------------ 1. report over the db
 
 
 def test_report_over_its_own_db_is_refused(done_db: Path, tmp_path: Path) -> None:
-    before = _sha(done_db)
-    _one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(done_db)]),
+    before = sha(done_db)
+    one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(done_db)]),
                      "--output", "is the results database")
-    assert _sha(done_db) == before
+    assert sha(done_db) == before
     link = tmp_path / "link.html"
     link.symlink_to(done_db)  # the same file under another name
-    _one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(link)]),
+    one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(link)]),
                      "is the results database")
-    assert _sha(done_db) == before
+    assert sha(done_db) == before
     assert runner.invoke(app, ["runs", "--db", str(done_db)]).exit_code == 0
 
 
 def test_run_with_report_equal_to_db_is_refused_before_training(tmp_path: Path) -> None:
     db = tmp_path / "y.db"
     result = runner.invoke(app, ["run", *_QUICK, "--db", str(db), "--report", str(db)])
-    _one_line_exit_2(result, "--report", "is the results database")
+    one_line_exit_2(result, "--report", "is the results database")
     assert not db.exists()
 
 
@@ -60,7 +48,7 @@ def test_report_never_overwrites_a_file_that_is_not_a_report(done_db: Path,
                                                              tmp_path: Path) -> None:
     notes = tmp_path / "notes.html"
     notes.write_text("<html>my own notes</html>")
-    _one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(notes)]),
+    one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(notes)]),
                      "not a greenbench report")
     assert notes.read_text() == "<html>my own notes</html>"
     # A report it wrote itself is rewritten in place.
@@ -80,7 +68,7 @@ def test_report_write_is_atomic(done_db: Path, tmp_path: Path,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_text", broken_write)
-    _one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(out)]),
+    one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(out)]),
                      "No space left")
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temp file left
@@ -101,27 +89,27 @@ def test_read_only_commands_never_touch_a_foreign_db(tmp_path: Path, command: li
     empty = tmp_path / "empty.db"
     empty.touch()
     for path, why in ((foreign, "not a greenbench results database"), (empty, "empty file")):
-        before = _sha(path)
-        _one_line_exit_2(runner.invoke(app, [*command, "--db", str(path)]), "--db", why)
-        assert _sha(path) == before
+        before = sha(path)
+        one_line_exit_2(runner.invoke(app, [*command, "--db", str(path)]), "--db", why)
+        assert sha(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]
 
 
 def test_run_refuses_an_existing_file_that_is_not_a_db(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()
-    _one_line_exit_2(runner.invoke(app, ["run", *_QUICK, "--db", str(empty), "--report",
+    one_line_exit_2(runner.invoke(app, ["run", *_QUICK, "--db", str(empty), "--report",
                                          str(tmp_path / "r.html")]), "--db", "empty file")
     assert empty.stat().st_size == 0 and not (tmp_path / "r.html").exists()
 
 
 def test_read_only_commands_leave_a_db_byte_identical(done_db: Path, tmp_path: Path) -> None:
     store_files = sorted(p.name for p in done_db.parent.iterdir())
-    before = _sha(done_db)
+    before = sha(done_db)
     assert runner.invoke(app, ["runs", "--db", str(done_db), "--format", "json"]).exit_code == 0
     out = tmp_path / "r.html"
     assert runner.invoke(app, ["report", "--db", str(done_db), "-o", str(out)]).exit_code == 0
-    assert _sha(done_db) == before
+    assert sha(done_db) == before
     assert sorted(p.name for p in done_db.parent.iterdir()) == store_files
 
 
@@ -135,7 +123,7 @@ def test_corrupt_db_is_one_line_for_every_command(done_db: Path, tmp_path: Path)
     bad.write_bytes(bytes(data))
     for command in (["runs"], ["report", "-o", str(tmp_path / "r.html")],
                     ["run", *_QUICK, "--report", str(tmp_path / "r2.html")]):
-        _one_line_exit_2(runner.invoke(app, [*command, "--db", str(bad)]), "--db")
+        one_line_exit_2(runner.invoke(app, [*command, "--db", str(bad)]), "--db")
 
 
 # ------------------------------------------------------------------ 4. validate before work
@@ -160,7 +148,7 @@ def test_sizes_are_bounded_before_anything_is_written(tmp_path: Path, args: list
     db = tmp_path / "g.db"
     result = runner.invoke(app, ["run", *args, "--db", str(db), "--report",
                                  str(tmp_path / "r.html")])
-    _one_line_exit_2(result, needle)
+    one_line_exit_2(result, needle)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -171,14 +159,14 @@ def test_unwritable_report_path_is_refused_before_training(tmp_path: Path, repor
     db = tmp_path / "g.db"
     result = runner.invoke(app, ["run", *_QUICK, "--db", str(db), "--report",
                                  report.format(file=plain)])
-    _one_line_exit_2(result, "--report", "cannot write")
+    one_line_exit_2(result, "--report", "cannot write")
     assert not db.exists()
 
 
 def test_report_output_under_a_file_is_one_line(done_db: Path, tmp_path: Path) -> None:
     plain = tmp_path / "text.txt"
     plain.write_text("x")
-    _one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o",
+    one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o",
                                          str(plain / "r.html")]), "--output", "not a directory")
 
 
@@ -189,7 +177,7 @@ def test_layers_pattern_matching_nothing_is_refused_up_front(tmp_path: Path) -> 
     db = tmp_path / "g.db"
     result = runner.invoke(app, ["run", str(cfg), "--epochs", "1", "--db", str(db), "--report",
                                  str(tmp_path / "r.html")])
-    _one_line_exit_2(result, "'no.such.layer' matches no weight")
+    one_line_exit_2(result, "'no.such.layer' matches no weight")
     assert not db.exists()
 
 
@@ -215,25 +203,25 @@ def test_config_values_need_real_types(tmp_path: Path, text: bytes, needle: str)
     cfg.write_bytes(text)
     result = runner.invoke(app, ["run", str(cfg), "--epochs", "1", "--db",
                                  str(tmp_path / "g.db"), "--report", str(tmp_path / "r.html")])
-    _one_line_exit_2(result, needle)
+    one_line_exit_2(result, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
 def test_unknown_country_is_refused_with_the_list_source(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", *_QUICK, "--country", "ZZZ", "--db",
                                  str(tmp_path / "g.db")])
-    _one_line_exit_2(result, "--country: 'ZZZ'", "global_energy_mix")
+    one_line_exit_2(result, "--country: 'ZZZ'", "global_energy_mix")
 
 
 # ------------------------------------------------------------------ 8. small ones
 
 
 def test_runs_on_a_directory_says_so(tmp_path: Path) -> None:
-    _one_line_exit_2(runner.invoke(app, ["runs", "--db", str(tmp_path)]), "is a directory")
+    one_line_exit_2(runner.invoke(app, ["runs", "--db", str(tmp_path)]), "is a directory")
 
 
 def test_report_output_directory_names_output(done_db: Path, tmp_path: Path) -> None:
-    _one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(tmp_path)]),
+    one_line_exit_2(runner.invoke(app, ["report", "--db", str(done_db), "-o", str(tmp_path)]),
                      "--output:", "is a directory")
 
 

@@ -27,7 +27,7 @@ def test_study_file_resolves_and_covers_the_claims(path: Path) -> None:
     assert len(sweep.seeds) >= 5
     assert all(len(sweep.radii_for(c)) >= 3 for c in sweep.constraints)
     assert options.db.parent == path.parent / "results"
-    assert dict(sweep.options)["optimizer"] == "sgd" and dict(sweep.options)["lr"] == 0.02
+    assert sweep.options.optimizer == "sgd" and sweep.options.lr == 0.02
 
 
 V2 = Path(__file__).resolve().parents[2] / "studies" / "v2"
@@ -40,9 +40,9 @@ def test_v2_calibration_and_grid_files(model: str) -> None:
     cal = resolve_run_options(load_toml(V2 / f"calibrate_{model}.toml"))
     grid = resolve_run_options(load_toml(V2 / f"grid_{model}.toml"))
     for opts in (cal, grid):
-        shared = dict(opts.sweep.options)
-        assert shared["radius_mode"] == "relative" and shared["validation"] == 0.1
-        assert (shared["optimizer"], shared["lr"]) == ("sgd", 0.02)
+        shared = opts.sweep.options
+        assert shared.radius_mode == "relative" and shared.validation == 0.1
+        assert (shared.optimizer, shared.lr) == ("sgd", 0.02)
         assert opts.sweep.models == (model,)
         assert set(opts.sweep.constraints) == set(constraint_names())
         assert opts.db.resolve() == (V2.parent / "results" / "study_v2.db").resolve()
@@ -55,6 +55,23 @@ def test_v2_calibration_and_grid_files(model: str) -> None:
     cal_dense = {p for p, c in zip(cal.sweep.point_ids(), cal.sweep.points(), strict=True)
                  if c.procedure == "dense"}
     assert len(cal_dense) == 2 and cal_dense <= set(grid.sweep.point_ids())
+
+
+def test_v2_primary_and_loose_files_extend_the_grid_with_their_own_points() -> None:
+    # item 8: seeds 5-9 of the primary cells: the grid's seeds 0-4 of those cells are the same
+    # points (same radii, budget, split), so only the new seeds run.
+    grid = resolve_run_options(load_toml(V2 / "grid_lenet300.toml")).sweep
+    loose = resolve_run_options(load_toml(V2 / "grid_lenet300_loose.toml")).sweep
+    primary = resolve_run_options(load_toml(V2 / "grid_lenet300_primary.toml")).sweep
+    assert primary.procedures == loose.procedures == ("projected",)
+    assert len(primary.seeds) == 10 and loose.seeds == grid.seeds
+    assert set(primary.constraints) == {"l1", "l11", "l21", "nuclear"}
+    assert set(loose.constraints) == set(grid.constraints)
+    for c in primary.constraints:
+        assert primary.radii_for(c) == grid.radii_for(c) + loose.radii_for(c)
+    shared = {pid for pid, cfg in zip(primary.point_ids(), primary.points(), strict=True)
+              if cfg.seed < 5}
+    assert shared and shared <= set(grid.point_ids()) | set(loose.point_ids())
 
 
 def test_calibration_rule_brackets_the_drops() -> None:
@@ -90,3 +107,23 @@ def test_plateau_budget_rule() -> None:
     assert plateau.budget([climbing])["reached"] is False
     # fewer epochs than the moving window: no plateau claimed
     assert plateau.budget([[0.8, 0.85]])["plateau"] is None
+
+
+def test_publish_regenerates_the_committed_v2_tables_from_the_committed_db(tmp_path) -> None:
+    # Study v2, item 9: the db is the raw data and every published table is its output. Run
+    # the script exactly as the README says (but writing into tmp_path) and compare.
+    import os
+    import subprocess
+    import sys
+
+    root = V2.parents[1]
+    env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable,
+               GREENBENCH=f"{sys.executable} -m projlib.cli")
+    subprocess.run(["bash", str(root / "studies" / "publish.sh")], env=env, check=True,
+                   capture_output=True, cwd=root)
+    published = sorted(p.name for p in (root / "docs" / "results").glob("study_v2_*")
+                       if p.name != "study_v2_plan.md")
+    assert published == sorted(p.name for p in tmp_path.iterdir())
+    for name in published:
+        assert (tmp_path / name).read_text() == (root / "docs" / "results" / name).read_text(), \
+            f"docs/results/{name} is not what studies/publish.sh makes of the committed db"

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chromium_cdp import Browser, find_chromium
 
 from projlib.report import build_report
+
+from .chromium_cdp import Browser, find_chromium
 
 XSS = "<script>alert(1)</script>"
 CHROMIUM = find_chromium()
@@ -120,7 +121,7 @@ def test_harness_sees_errors_dialogs_and_blocked_fetches(browser, tmp_path):
 def test_time_front_with_spread_renders(browser, rows_factory, tmp_path):
     # The time front (issue 25): the within-point spread overlay and the noisy outlines render
     # without a console error, and the error bars are drawn.
-    from test_spread_report import _timed
+    from .test_spread_report import _timed
 
     page = build_report(_timed(rows_factory(measured_energy=True)), {})
     plots = _load(browser, tmp_path / "timed.html", page, 7)

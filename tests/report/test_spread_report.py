@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_html import PROVENANCE, figures_of, trace_names
 
 from projlib import schema
 from projlib.report import build_report
 from projlib.report.claims import cell_rows, cells_markdown, summarise, to_markdown
+
+from .test_html import PROVENANCE, figures_of, trace_names
 
 
 def _timed(rows: list[dict]) -> list[dict]:

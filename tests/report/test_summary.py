@@ -11,51 +11,17 @@ import pytest
 from typer.testing import CliRunner
 
 from projlib.cli import app
+from projlib.report.claims import BAND_COLUMNS, CELL_COLUMNS, to_markdown
 from projlib.report.claims import summarise as summarise_rows
-from projlib.report.claims import to_markdown
-from projlib.sweep import ResultsStore
+
+from .helpers import DENSE_MACCS, known_rows, summary_db
 
 runner = CliRunner()
-SEEDS = range(5)
-DENSE_MACCS, DENSE_BYTES = 1000, 4000
 
 
 def summarise(rows, bands):
     # What the CLI passes from the registries: nuclear saves by rank; lenet300 has no conv.
     return summarise_rows(rows, bands, low_rank={"nuclear"}, fully_connected={"lenet300"})
-
-
-def _row(model: str, procedure: str, constraint: str | None, radius: float | None, seed: int,
-         acc: float, maccs_frac: float, bytes_frac: float | None = None,
-         lowrank_frac: float | None = None) -> dict:
-    bytes_frac = maccs_frac if bytes_frac is None else bytes_frac
-    return {
-        "status": "done", "dataset": "fashion-mnist", "model": model, "procedure": procedure,
-        "constraint": constraint, "radius": radius, "groups": None if constraint is None
-        else "columns", "seed": seed, "epochs": 3, "test_accuracy": acc,
-        "maccs_dense": DENSE_MACCS, "maccs_structured": round(DENSE_MACCS * maccs_frac),
-        "maccs_lowrank": None if lowrank_frac is None else round(DENSE_MACCS * lowrank_frac),
-        "bytes_dense": DENSE_BYTES, "bytes_structured": round(DENSE_BYTES * bytes_frac),
-    }
-
-
-def known_rows() -> list[dict]:
-    """lenet300: dense 90 %; l11 r=10 -0.4 points at 20 % MACCs; l1 r=10 -0.8 points at 30 %;
-    l11 r=5 -3 points at 10 %; nuclear saves by rank only (40 % low-rank, no zeros).
-    convnet: dense 91 %; l21 r=1 -0.9 points at 60 %."""
-    rows = []
-    for s in SEEDS:
-        jitter = 0.01 * (s - 2)  # cost noise across seeds, the same sign for both entries
-        rows += [
-            _row("lenet300", "dense", None, None, s, 0.90, 1.0),
-            _row("lenet300", "projected", "l11", 10.0, s, 0.896, 0.20 + jitter, 0.25),
-            _row("lenet300", "projected", "l1", 10.0, s, 0.892, 0.30 + jitter, 0.35),
-            _row("lenet300", "projected", "l11", 5.0, s, 0.870, 0.10),
-            _row("lenet300", "projected", "nuclear", 3.0, s, 0.894, 1.0, 1.0, lowrank_frac=0.4),
-            _row("convnet", "dense", None, None, s, 0.91, 1.0),
-            _row("convnet", "projected", "l21", 1.0, s, 0.901, 0.60),
-        ]
-    return rows
 
 
 def _table(summary, model: str, band: float, cost: str = "structured MACCs"):
@@ -111,23 +77,8 @@ def test_unpaired_or_noisy_gaps_are_not_called_separable() -> None:
     assert gap is not None and gap.verdict == "not separable"
 
 
-def _db(tmp_path: Path) -> Path:
-    db = tmp_path / "study.db"
-    rows = known_rows()
-    keys = ("dataset", "model", "procedure", "constraint", "radius", "groups", "seed", "epochs")
-    with ResultsStore(db) as store:
-        store.register_sweep("s", {}, [(f"p{i}", {k: r[k] for k in keys})
-                                       for i, r in enumerate(rows)])
-        for i, r in enumerate(rows):
-            assert store.claim("s") == f"p{i}"
-            store.complete(f"p{i}", {k: r[k] for k in ("test_accuracy", "maccs_dense",
-                                                        "maccs_structured", "maccs_lowrank",
-                                                        "bytes_dense", "bytes_structured")})
-    return db
-
-
 def test_cli_summary_formats(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+    db = summary_db(tmp_path)
     md = runner.invoke(app, ["summary", "--db", str(db), "--band", "1"])
     assert md.exit_code == 0, md.output
     assert "### fashion-mnist · lenet300: within 1 accuracy points of dense" in md.output
@@ -143,7 +94,7 @@ def test_cli_summary_formats(tmp_path: Path) -> None:
 
 
 def test_cli_summary_procedure_filter_keeps_dense(tmp_path: Path) -> None:
-    db = _db(tmp_path)
+    db = summary_db(tmp_path)
     md = runner.invoke(app, ["summary", "--db", str(db), "--band", "1",
                              "--procedure", "lottery"])
     assert md.exit_code == 0, md.output
@@ -177,7 +128,7 @@ def test_gap_is_to_the_best_other_constraint() -> None:
 def test_cli_summary_bad_input(tmp_path: Path, args: list[str], needle: str,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    db = _db(tmp_path)
+    db = summary_db(tmp_path)
     result = runner.invoke(app, ["summary", "--db", str(db), *args])
     assert result.exit_code == 2 and needle in result.stderr
 
@@ -190,7 +141,7 @@ def test_cells_view_lists_every_cell_seed_matched(tmp_path: Path) -> None:
     assert l11.seeds == 5 and l11.accuracy_diff[0] == pytest.approx(-0.4)
     assert l11.maccs[0] == pytest.approx(0.20) and l11.nbytes[0] == pytest.approx(0.25)
     assert cells["lenet300", "nuclear", 3.0].maccs[0] == pytest.approx(0.40)  # by rank
-    db = _db(tmp_path)
+    db = summary_db(tmp_path)
     md = runner.invoke(app, ["summary", "--db", str(db), "--cells"])
     assert md.exit_code == 0, md.output
     assert ("| l11 | projected | 10 | 5 | -0.40 ± 0.00 | 20.0 % ± 1.6 | 25.0 % ± 0.0 | — |"
@@ -199,3 +150,12 @@ def test_cells_view_lists_every_cell_seed_matched(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(runner.invoke(
         app, ["summary", "--db", str(db), "--cells", "--format", "csv"]).output)))
     assert len(rows) == 5 and rows[0]["constraint"] == "l21"  # convnet sorts first
+
+
+def test_summary_csv_and_json_columns_are_those_the_summary_writes(tmp_path: Path) -> None:
+    # The columns `summary -o` recognises its CSV / JSON files by are the writer's own.
+    synthetic = summary_db(tmp_path)
+    for args, columns in (([], BAND_COLUMNS), (["--cells"], CELL_COLUMNS)):
+        out = runner.invoke(app, ["summary", "--db", str(synthetic), "--format", "json", *args])
+        rows = json.loads(out.output)
+        assert rows and all(tuple(r) == columns for r in rows)
