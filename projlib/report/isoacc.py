@@ -156,19 +156,18 @@ def _config(row: Mapping[str, Any]) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _split(row: Mapping[str, Any]) -> float:
-    return float(_config(row).get("validation", 0.0))
-
-
-def _variant(row: Mapping[str, Any]) -> str:
-    # the dense baseline has no radius mode: it is matched on the split alone
+def _setting(row: Mapping[str, Any]) -> tuple[float, str]:
+    """(validation fraction, variant label) of a row, from its config parsed once. The variant
+    is "" or e.g. "relative radii, validation 0.1"; the dense baseline has no radius mode, so
+    it is matched on the split alone."""
     cfg = _config(row)
+    split = float(cfg.get("validation", 0.0))
     parts = []
     if cfg.get("radius_mode", "absolute") != "absolute":
         parts.append(f"{cfg['radius_mode']} radii")
-    if cfg.get("validation", 0):
-        parts.append(f"validation {cfg['validation']:g}")
-    return ", ".join(parts)
+    if split:
+        parts.append(f"validation {split:g}")
+    return split, ", ".join(parts)
 
 
 def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = BANDS_POINTS,
@@ -180,16 +179,16 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
         raise ValueError(f"accuracy must be test_accuracy or val_accuracy, got {accuracy!r}")
     for t in targets:
         check_number("targets (accuracy points)", t, 0, 100, low_open=True)
-    done = [r for r in rows if r.get("status") == "done" and r.get(accuracy) is not None]
+    done = [(r, *_setting(r)) for r in rows
+            if r.get("status") == "done" and r.get(accuracy) is not None]
     dense: dict[tuple, float] = {}
-    for r in done:
+    for r, split, _ in done:
         if r.get("procedure") == "dense":
-            dense[(r["dataset"], r["model"], r.get("epochs"), _split(r), r["seed"])] = (
+            dense[(r["dataset"], r["model"], r.get("epochs"), split, r["seed"])] = (
                 100 * r[accuracy])
     curves: dict[tuple, dict[int, list[tuple[float, float, Mapping[str, Any]]]]] = {}
-    for r in done:
-        variant = _variant(r)
-        base = (r["dataset"], r["model"], r.get("epochs"), _split(r), r["seed"])
+    for r, split, variant in done:
+        base = (r["dataset"], r["model"], r.get("epochs"), split, r["seed"])
         if (r.get("procedure") == "dense" or base not in dense or r.get("radius") is None
                 or r.get("constraint") is None):
             continue
