@@ -226,6 +226,14 @@ def run(
         options = resolve_run_options(*layers)
     except OptionError as exc:
         fail(str(exc))
+    _preflight(options)
+    try:
+        _execute(options, console)
+    except sqlite3.DatabaseError as exc:  # e.g. a page corrupted while the sweep ran
+        fail(f"--db: {options.db}: {exc}")
+
+
+def _preflight(options: RunOptions) -> None:
     # Everything that can be checked is checked before the first point trains: a sweep that
     # cannot write its report at the end must not spend an hour training first.
     check_report_target(options.report, options.db, "--report")
@@ -236,10 +244,6 @@ def run(
             import ray  # noqa: F401, PLC0415 - optional dependency (the ray extra)
         except ImportError:
             fail("--executor: ray is not installed (pip install 'greenbench[ray]')")
-    try:
-        _execute(options, console)
-    except sqlite3.DatabaseError as exc:  # e.g. a page corrupted while the sweep ran
-        fail(f"--db: {options.db}: {exc}")
 
 
 def _given(values: list[str] | None) -> tuple[str, ...] | None:
