@@ -56,6 +56,8 @@ stem=$out/study_v2
 params_lowrank,bytes_lowrank,epoch_time_median_s,epoch_time_iqr_s,epoch_time_noisy,\
 retrain_time_s,retrain_speedup_predicted,retrain_speedup_realised,started_at,finished_at" \
     > "${stem}_points.csv"
+# the verdicts by the claims' rules (studies/v2/verdicts.py's docstring)
+"$py" studies/v2/verdicts.py "$db" > "${stem}_verdicts.md"
 # compute: process time (sum over points of finished - started, one thread each) and wall
 # time (the union of the points' intervals: some process busy), per model
 "$py" - "$db" > "${stem}_compute.md" <<'PY'

@@ -74,6 +74,29 @@ def test_v2_primary_and_loose_files_extend_the_grid_with_their_own_points() -> N
     assert shared and shared <= set(grid.point_ids()) | set(loose.point_ids())
 
 
+def test_claim_one_rule_needs_all_three_primary_pairs() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("verdicts", V2 / "verdicts.py")
+    verdicts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verdicts)
+    from projlib.report.isoacc import IsoPair
+
+    def pair(other: str, low: float | None, high: float | None, n: int = 5) -> IsoPair:
+        mean = None if low is None else (low + high) / 2
+        return IsoPair("l11", other, "projected", True, n, mean, low, high)
+
+    less = [pair("l1", 2, 9), pair("l21", 1, 4), pair("nuclear", 5, 30)]
+    assert verdicts.claim_one(less) == "supported"
+    assert verdicts.claim_one([*less[:2], pair("nuclear", -3, 8)]) == "not separable"
+    # one pair against l11 outweighs the others, whatever their seeds
+    assert verdicts.claim_one([*less[:2], pair("nuclear", -9, -1, n=2)]) == "not supported"
+    assert verdicts.claim_one([*less[:2], pair("nuclear", None, None, n=1)]) == \
+        "not enough seeds"
+    assert verdicts.claim_one(less[:2]) == "not enough seeds"  # a pair missing
+    assert verdicts.claim_one([*less[:2], pair("nuclear", 1, 2, n=2)]) == "not enough seeds"
+
+
 def test_calibration_rule_brackets_the_drops() -> None:
     calibrate = _script("calibrate")
     # drop 7 -> 0 points, halving per doubling of the radius
