@@ -23,23 +23,48 @@ of the first seeds had been seen; the pairwise rule and the primary pairs were f
 No correction for multiplicity is applied (3 pairs x 2 costs x 3 drops = 18 primary intervals);
 the table shows every interval so a reader can apply one.
 
-**Claim 2** ("fully connected networks gain more than convolutional ones"): answered only when
-the study db holds both networks in the study's setting; otherwise the table says so.
+**Claim 2** ("fully connected networks are more efficient than convolutional ones for memory
+and MACC reduction"); this rule was written on 2026-12-05, before any conv-net row of the
+study existed. Projected training, the study's setting, each cost and each level
+t = 0.5, 1, 2: the **same absolute test accuracy** A_t for both networks, A_t = the lower of the
+two networks' mean dense accuracies minus t. Per network, per seed, each constraint's cost is
+interpolated at A_t along its radius curve exactly as `--iso-accuracy` does (at the drop
+dense_seed - A_t), in absolute units (x the dense cost); the network's entry is its cheapest
+constraint with at least `MIN_SEEDS` seeds bracketed. The networks are compared **unpaired**
+(different nets; their seeds are not matched): the difference conv - fully connected of the
+seed means, with a 95 % interval from resampling each network's seeds independently
+(`BOOTSTRAP` resamples, fixed seed), for (a) the absolute cost and (b) the share of each
+network's own dense cost. For each: **fully connected costs less** / **conv costs less** when
+the interval excludes 0, else **not separable**. Claim 2 is supported at (cost, t) when the
+fully connected network costs less in absolute terms; the share is reported beside it and
+judged by the same rule, as the paper words the claim by shares.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from projlib.projections import REGISTRY
-from projlib.report.isoacc import PRIMARY, IsoPair, IsoTable, iso_accuracy
+from projlib.report.constraints import counted_cost
+from projlib.report.isoacc import PRIMARY, IsoPair, IsoTable, interpolate_cost, iso_accuracy
 from projlib.sweep import ResultsStore
+from projlib.training.models import MODELS
 
 DEFAULT_DB = Path(__file__).resolve().parents[1] / "results" / "study_v2.db"
 MIN_SEEDS = 3
 PROCEDURE = "projected"
+BOOTSTRAP = 10_000
+LEVELS = (0.5, 1.0, 2.0)
+COSTS = (("maccs_structured", "maccs_dense", "structured MACCs"),
+         ("bytes_structured", "bytes_dense", "structured bytes"))
 
 
 def claim_one(pairs: Sequence[IsoPair]) -> str:
@@ -70,7 +95,133 @@ def _entry_cost(table: IsoTable, constraint: str) -> str:
     return "n/a"
 
 
-def render(tables: Sequence[IsoTable]) -> str:
+@dataclass(frozen=True)
+class NetCost:
+    """A network's cheapest constraint at one absolute accuracy: per-seed absolute cost and
+    share of its own dense cost."""
+
+    model: str
+    constraint: str
+    dense_accuracy: float  # mean over seeds, %
+    absolute: tuple[float, ...]
+    share: tuple[float, ...]
+
+
+def _study_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    out = []
+    for r in rows:
+        if r.get("status") != "done" or r.get("test_accuracy") is None:
+            continue
+        try:
+            cfg = json.loads(r.get("config_json") or "{}")
+        except ValueError:
+            continue
+        relative = cfg.get("radius_mode") == "relative"
+        if r.get("procedure") == "dense" and cfg.get("validation", 0) > 0:
+            out.append(r)
+        elif r.get("procedure") == PROCEDURE and relative:
+            out.append(r)
+    return out
+
+
+def net_costs(rows: Sequence[Mapping[str, Any]], level: float, cost: str, dense_col: str,
+              low_rank: set[str]) -> dict[str, NetCost]:
+    """Per network, its cheapest constraint at absolute test accuracy `level` (%)."""
+    dense: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r["procedure"] == "dense":
+            dense.setdefault(r["model"], {})[r["seed"]] = 100 * r["test_accuracy"]
+    curves: dict[tuple[str, str], dict[int, list[tuple[float, float, float, float]]]] = {}
+    for r in rows:
+        base = dense.get(r["model"], {}).get(r["seed"])
+        value, full = counted_cost(r, cost, low_rank), r.get(dense_col)
+        if r["procedure"] == "dense" or base is None or not value or not full:
+            continue
+        curves.setdefault((r["model"], r["constraint"]), {}).setdefault(r["seed"], []).append(
+            (r["radius"], base - 100 * r["test_accuracy"], value / full, full))
+    out: dict[str, NetCost] = {}
+    for (model, constraint), by_seed in sorted(curves.items()):
+        absolute, share = [], []
+        for seed, pts in sorted(by_seed.items()):
+            pts.sort()
+            at = interpolate_cost([p[1] for p in pts], [p[2] for p in pts],
+                                  dense[model][seed] - level)
+            if at is not None:
+                share.append(at)
+                absolute.append(at * pts[0][3])
+        if len(share) < MIN_SEEDS:
+            continue
+        entry = NetCost(model, constraint, statistics.fmean(dense[model].values()),
+                        tuple(absolute), tuple(share))
+        best = out.get(model)
+        if best is None or statistics.fmean(entry.absolute) < statistics.fmean(best.absolute):
+            out[model] = entry
+    return out
+
+
+def unpaired_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """mean(b) - mean(a) and a percentile bootstrap 95 % interval, each group resampled on
+    its own (fixed seed)."""
+    rng = np.random.default_rng(0)
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ma = xa[rng.integers(0, len(xa), size=(BOOTSTRAP, len(xa)))].mean(axis=1)
+    mb = xb[rng.integers(0, len(xb), size=(BOOTSTRAP, len(xb)))].mean(axis=1)
+    diff = mb - ma
+    return (float(xb.mean() - xa.mean()), float(np.percentile(diff, 2.5)),
+            float(np.percentile(diff, 97.5)))
+
+
+def _side(low: float, high: float) -> str:
+    if low > 0:
+        return "fully connected costs less"
+    if high < 0:
+        return "conv costs less"
+    return "not separable"
+
+
+def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str]:
+    """Claim 2's table lines (Markdown), or one line saying why there is none."""
+    rows = _study_rows(rows)
+    models = {r["model"] for r in rows if r["procedure"] == "dense"}
+    fc = sorted(m for m in models if m in MODELS and MODELS[m].fully_connected)
+    conv = sorted(m for m in models if m in MODELS and not MODELS[m].fully_connected)
+    if not fc or not conv:
+        have = ", ".join(sorted(models)) or "no network"
+        return [f"Not answered: the db holds the study's setting for {have} only; claim 2 "
+                "needs a fully connected and a convolutional network."]
+    a, b = fc[0], conv[0]
+    dense = {m: statistics.fmean(100 * r["test_accuracy"] for r in rows
+                                 if r["model"] == m and r["procedure"] == "dense")
+             for m in (a, b)}
+    top = min(dense.values())
+    out = [f"{a} (fully connected, dense {dense[a]:.2f} %) vs {b} (convolutional, dense "
+           f"{dense[b]:.2f} %), unpaired; each net's cheapest constraint at the same absolute "
+           "test accuracy; difference = conv - fully connected.", "",
+           "| cost | accuracy | fully connected: constraint, cost, share | conv: constraint, "
+           "cost, share | absolute difference [95 % CI] | share difference (points) | "
+           "verdict (absolute) | verdict (share) |",
+           "|---|---:|---|---|---|---|---|---|"]
+    for cost, dense_col, label in COSTS:
+        for t in LEVELS:
+            level = top - t
+            got = net_costs(rows, level, cost, dense_col, low_rank)
+            if a not in got or b not in got:
+                out.append(f"| {label} | {level:.2f} % | " + " | ".join(["n/a"] * 4)
+                           + " | not enough seeds | not enough seeds |")
+                continue
+            x, y = got[a], got[b]
+            d, lo, hi = unpaired_ci(x.absolute, y.absolute)
+            ds, los, his = unpaired_ci([100 * v for v in x.share], [100 * v for v in y.share])
+            out.append(
+                f"| {label} | {level:.2f} % | {x.constraint}, {statistics.fmean(x.absolute):,.0f}, "
+                f"{100 * statistics.fmean(x.share):.1f} % | {y.constraint}, "
+                f"{statistics.fmean(y.absolute):,.0f}, {100 * statistics.fmean(y.share):.1f} % "
+                f"| {d:+,.0f} [{lo:+,.0f}, {hi:+,.0f}] | {ds:+.1f} [{los:+.1f}, {his:+.1f}] | "
+                f"**{_side(lo, hi)}** | {_side(los, his)} |")
+    return out
+
+
+def render(tables: Sequence[IsoTable], claim_two_lines: Sequence[str] = ()) -> str:
     study = [t for t in tables if "relative radii" in t.variant]
     out = ["# Study v2: verdicts", "",
            "Generated by `studies/v2/verdicts.py` from `studies/results/study_v2.db` (rules: "
@@ -96,14 +247,7 @@ def render(tables: Sequence[IsoTable]) -> str:
             out.append(f"| {t.cost_label} | {t.target:g} | {_entry_cost(t, 'l11')} | "
                        + " | ".join(cells) + f" | **{claim_one(got)}** |")
         out.append("")
-    models = {t.model for t in study}
-    out += ["## Claim 2", ""]
-    if len(models) < 2:
-        out.append(f"Not answered: the db holds the study's setting for {', '.join(models)} "
-                   "only (the conv net's calibration and grid have not run).")
-    else:
-        out.append("Both networks are present: compare their tables above side by side; the "
-                   "absolute-cost comparison is not yet generated here.")
+    out += ["## Claim 2", "", *claim_two_lines]
     return "\n".join(out) + "\n"
 
 
@@ -112,7 +256,7 @@ def main(argv: Sequence[str]) -> int:
     with ResultsStore(db, read_only=True) as store:
         rows = store.rows()
     low_rank = {name for name, spec in REGISTRY.items() if spec.low_rank}
-    sys.stdout.write(render(iso_accuracy(rows, low_rank=low_rank)))
+    sys.stdout.write(render(iso_accuracy(rows, low_rank=low_rank), claim_two(rows, low_rank)))
     return 0
 
 

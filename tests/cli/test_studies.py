@@ -75,11 +75,7 @@ def test_v2_primary_and_loose_files_extend_the_grid_with_their_own_points() -> N
 
 
 def test_claim_one_rule_needs_all_three_primary_pairs() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("verdicts", V2 / "verdicts.py")
-    verdicts = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(verdicts)
+    verdicts = _verdicts_module()
     from projlib.report.isoacc import IsoPair
 
     def pair(other: str, low: float | None, high: float | None, n: int = 5) -> IsoPair:
@@ -95,6 +91,54 @@ def test_claim_one_rule_needs_all_three_primary_pairs() -> None:
         "not enough seeds"
     assert verdicts.claim_one(less[:2]) == "not enough seeds"  # a pair missing
     assert verdicts.claim_one([*less[:2], pair("nuclear", 1, 2, n=2)]) == "not enough seeds"
+
+
+def _verdicts_module():  # noqa: ANN202 - a studies/ script as a module
+    import importlib.util
+
+    import sys
+
+    spec = importlib.util.spec_from_file_location("study_v2_verdicts", V2 / "verdicts.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study_row(model: str, procedure: str, seed: int, acc: float, frac: float = 1.0,
+               radius: float | None = None, dense_maccs: int = 1000) -> dict:
+    import json
+
+    cfg = {"validation": 0.1}
+    if procedure != "dense":
+        cfg["radius_mode"] = "relative"
+    return {"status": "done", "model": model, "procedure": procedure, "seed": seed,
+            "constraint": None if procedure == "dense" else "l11", "radius": radius,
+            "test_accuracy": acc, "config_json": json.dumps(cfg),
+            "maccs_dense": dense_maccs, "maccs_structured": round(dense_maccs * frac),
+            "bytes_dense": 4 * dense_maccs, "bytes_structured": round(4 * dense_maccs * frac)}
+
+
+def test_claim_two_compares_both_networks_at_the_same_absolute_accuracy() -> None:
+    verdicts = _verdicts_module()
+    rows = []
+    for s in range(4):
+        # lenet300: dense 89 %, cheap in absolute terms; convnet: dense 90 %, 10x the MACCs
+        for model, dense_acc, dense_maccs in (("lenet300", 0.89, 1000),
+                                              ("convnet", 0.90, 10_000)):
+            rows.append(_study_row(model, "dense", s, dense_acc, dense_maccs=dense_maccs))
+            for radius, drop, frac in ((0.1, 4.0, 0.05), (0.3, 1.5, 0.2), (1.0, 0.1, 0.9)):
+                rows.append(_study_row(model, "projected", s, dense_acc - drop / 100,
+                                       frac * (1 + 0.02 * s), radius, dense_maccs))
+    lines = verdicts.claim_two(rows, set())
+    table = [line for line in lines if line.startswith("| structured MACCs | 88.00 %")]
+    assert len(table) == 1  # level = the lower dense accuracy (89 %) - 1 point, for both nets
+    assert "fully connected costs less" in table[0]  # 10x fewer MACCs at the same accuracy
+    # by share of its own dense cost the conv net, 2 points below its dense, sheds more
+    assert table[0].rstrip(" |").endswith("conv costs less")
+    # one network only: no answer, said so
+    only = verdicts.claim_two([r for r in rows if r["model"] == "lenet300"], set())
+    assert only[0].startswith("Not answered")
 
 
 def test_calibration_rule_brackets_the_drops() -> None:
