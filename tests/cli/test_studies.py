@@ -95,7 +95,6 @@ def test_claim_one_rule_needs_all_three_primary_pairs() -> None:
 
 def _verdicts_module():  # noqa: ANN202 - a studies/ script as a module
     import importlib.util
-
     import sys
 
     spec = importlib.util.spec_from_file_location("study_v2_verdicts", V2 / "verdicts.py")
