@@ -193,3 +193,35 @@ def test_publish_regenerates_the_committed_v2_tables_from_the_committed_db(tmp_p
     for name in published:
         assert (tmp_path / name).read_text() == (root / "docs" / "results" / name).read_text(), \
             f"docs/results/{name} is not what studies/publish.sh makes of the committed db"
+
+
+def test_backfill_fills_factorised_costs_only_when_the_identity_holds(tmp_path) -> None:
+    import importlib.util
+    import sqlite3
+
+    spec = importlib.util.spec_from_file_location("backfill", V2 / "backfill_lowrank.py")
+    backfill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backfill)
+    db = tmp_path / "s.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE points (point_id TEXT, model TEXT, status TEXT, "
+                 "params_structured INT, maccs_structured INT, maccs_lowrank INT, "
+                 "bytes_structured INT, params_lowrank INT, bytes_lowrank INT)")
+    # a row that stored both (identity holds: 1100 - 1000 + 400 = 500 params, 4 bytes each)
+    conn.execute("INSERT INTO points VALUES ('a', 'lenet300', 'done', 1100, 1000, 400, 4400, "
+                 "500, 2000)")
+    conn.execute("INSERT INTO points VALUES ('b', 'lenet300', 'done', 1100, 1000, 300, 4400, "
+                 "NULL, NULL)")
+    conn.commit()
+    assert backfill.main(str(db), "convnet") == 2  # not all-Linear: refused
+    assert backfill.main(str(db), "lenet300") == 0
+    assert conn.execute("SELECT params_lowrank, bytes_lowrank FROM points WHERE point_id='b'"
+                        ).fetchone() == (400, 1600)
+    # one stored row that disagrees: nothing is written
+    conn.execute("UPDATE points SET params_lowrank = 501 WHERE point_id = 'a'")
+    conn.execute("UPDATE points SET params_lowrank = NULL, bytes_lowrank = NULL "
+                 "WHERE point_id = 'b'")
+    conn.commit()
+    assert backfill.main(str(db), "lenet300") == 1
+    assert conn.execute("SELECT bytes_lowrank FROM points WHERE point_id='b'").fetchone() == (None,)
+    conn.close()
