@@ -113,6 +113,7 @@ class IsoEntry:
     noninferior_radius: float | None
     noninferior_cost: float | None
     noninferior_bound: float | None
+    low_rank: bool = False  # its costs are the factorised ones: labelled "(rank)"
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,8 @@ def _entry(by_seed: Mapping[int, list[tuple[float, float, Mapping[str, Any]]]], 
             if ni is None or c < ni[1]:
                 ni = (radius, c, bound)
     return IsoEntry(key[4], key[3], tuple(per_seed), len(by_seed), mean, low, high,
-                    *(ni if ni is not None else (None, None, None)))
+                    *(ni if ni is not None else (None, None, None)),
+                    low_rank=key[4] in low_rank)
 
 
 def _pairs(entries: Sequence[IsoEntry], primary: set[tuple]) -> list[IsoPair]:
@@ -308,7 +310,8 @@ def to_markdown(tables: Sequence[IsoTable], accuracy: str = "test_accuracy") -> 
         for e in t.entries:
             ci = "" if e.ci_low is None else f" [{_pct(e.ci_low)}, {_pct(e.ci_high)}]"
             lines.append(
-                f"| {e.constraint} | {e.procedure} | {len(e.per_seed)}/{e.seeds_total} | "
+                f"| {e.constraint}{' (rank)' if e.low_rank else ''} | {e.procedure} | "
+                f"{len(e.per_seed)}/{e.seeds_total} | "
                 f"{_pct(e.mean)}{ci} | "
                 f"{'none' if e.noninferior_radius is None else f'{e.noninferior_radius:g}'} | "
                 f"{_pct(e.noninferior_cost)} | "

@@ -133,3 +133,18 @@ def test_cli_iso_accuracy(tmp_path: Path, db_writer) -> None:
                          (["--iso-accuracy", "--band", "0"], "--band")):
         bad = runner.invoke(app, ["summary", "--db", str(db), *args])
         assert bad.exit_code == 2 and needle in bad.stderr, bad.output
+
+
+def test_a_low_rank_constraint_is_counted_and_labelled_by_rank() -> None:
+    # nuclear zeros nothing (structured = dense) but its factorised layers cost what l1 costs:
+    # iso-accuracy counts the factorised cost, as the summary and the report do, and says so
+    rows = known_rows()
+    for r in [r for r in rows if r["constraint"] == "l1"]:
+        rows.append(dict(r, constraint="nuclear", maccs_structured=1000,
+                         maccs_lowrank=r["maccs_structured"]))
+    tables = iso_accuracy(rows, low_rank={"nuclear"})
+    entry = {e.constraint: e for e in _table(tables, 1.0).entries}
+    assert entry["nuclear"].mean == pytest.approx(entry["l1"].mean) and entry["nuclear"].low_rank
+    assert "| nuclear (rank) | projected |" in to_markdown(tables)
+    plain = {e.constraint: e for e in _table(iso_accuracy(rows), 1.0).entries}
+    assert plain["nuclear"].mean == pytest.approx(1.0) and not plain["nuclear"].low_rank
