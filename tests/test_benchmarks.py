@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -267,8 +268,13 @@ def test_gpu_check_runs_every_part_and_keeps_its_log(tmp_path: Path) -> None:
 def test_epoch_suites_track_ratios_against_the_issue_targets() -> None:
     epoch = _load(BENCH_DIR / "benchmark_epoch.py")
     assert epoch.ProjectedEpochSuite.params == [("l11", "l21", "l1")]
-    assert epoch.TARGETS == {"dense_over_plain": {"lenet300": 1.05, "convnet": 0.75},
-                             "projected_over_dense": 1.15, "compacted_over_masked": 0.5}
+    # every target the suites check is the one docs/BENCHMARKS.md states ("Training speed")
+    doc = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    section = doc[doc.index("## Training speed"):doc.index("### The study's cost")]
+    stated = {float(v) for v in re.findall(r"<= ([0-9]+(?:\.[0-9]+)?)", section)}
+    values = [v for t in epoch.TARGETS.values()
+              for v in (t.values() if isinstance(t, dict) else (t,))]
+    assert values and set(values) == stated
     for suite in (epoch.EpochSuite, epoch.ProjectedEpochSuite, epoch.RetrainSuite):
         tracks = [n for n in vars(suite) if n.startswith("track_")]
         assert tracks and all(getattr(suite, n).unit in ("ratio", "s") for n in tracks)
