@@ -7,7 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r -a gb <<< "${GREENBENCH:-greenbench}"  # a command, e.g. "python -m projlib.cli"
-py=${PYTHON:-python}
+# studies/v2/verdicts.py imports projlib: by default the python beside the greenbench that runs
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+    gb_path=$(command -v "${gb[0]}" || true)
+    py=${gb_path:+$(dirname "$gb_path")/python}
+    py=${py:-python}
+fi
 out=${OUT:-docs/results}
 mkdir -p "$out"
 which=${1:-v2}

@@ -45,7 +45,7 @@ from projlib.checks import check_number
 from projlib.report.claims import BANDS_POINTS, COSTS, _bootstrap_ci
 from projlib.report.constraints import counted_cost
 
-__all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isotonic",
+__all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isotonic", "setting",
            "interpolate_cost", "to_markdown", "to_rows", "NONINFERIORITY_LEVEL"]
 
 #: Claim 1's comparisons, fixed before the study runs: (this, other).
@@ -157,7 +157,7 @@ def _config(row: Mapping[str, Any]) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _setting(row: Mapping[str, Any]) -> tuple[float, str]:
+def setting(row: Mapping[str, Any]) -> tuple[float, str]:
     """(validation fraction, variant label) of a row, from its config parsed once. The variant
     is "" or e.g. "relative radii, validation 0.1"; the dense baseline has no radius mode, so
     it is matched on the split alone."""
@@ -180,7 +180,7 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
         raise ValueError(f"accuracy must be test_accuracy or val_accuracy, got {accuracy!r}")
     for t in targets:
         check_number("targets (accuracy points)", t, 0, 100, low_open=True)
-    done = [(r, *_setting(r)) for r in rows
+    done = [(r, *setting(r)) for r in rows
             if r.get("status") == "done" and r.get(accuracy) is not None]
     dense: dict[tuple, float] = {}
     for r, split, _ in done:

@@ -89,10 +89,6 @@ def _options_changed(self: Any) -> dict[str, Any]:
             if getattr(self, name) != TRAIN_DEFAULTS[name]}
 
 
-def _options_data_source(self: Any) -> DataSource:
-    return DataSource(self.data_dir, self.download, self.verify_data)
-
-
 def _options_from(cls: type, value: Any) -> Any:
     """`value` (a TrainOptions, a mapping or (name, value) pairs) as a TrainOptions; an
     unknown name is a ValueError listing the valid ones."""
@@ -120,7 +116,7 @@ TrainOptions = make_dataclass(
     frozen=True,
     namespace={
         "changed": _options_changed,
-        "data_source": property(_options_data_source),
+        "data_source": property(DataSource.of),
         "of": classmethod(_options_from),
         "__module__": __name__,
     },

@@ -217,7 +217,7 @@ class TrainConfig:
     @property
     def data_source(self) -> DataSource:
         """Where and how this run reads its dataset (`data_dir`, `download`, `verify_data`)."""
-        return DataSource(self.data_dir, self.download, self.verify_data)
+        return DataSource.of(self)
 
     @property
     def resolved_retrain_epochs(self) -> int:

@@ -632,6 +632,12 @@ class DataSource:
     download: bool = False
     verify: bool = True
 
+    @classmethod
+    def of(cls, options: object) -> DataSource:
+        """The source named by an object's ``data_dir``, ``download`` and ``verify_data``
+        (a `TrainConfig` or a sweep's `TrainOptions`): the one place those fields are read."""
+        return cls(options.data_dir, options.download, options.verify_data)  # type: ignore[attr-defined]
+
     def load(self, name: str) -> Dataset:
         """`load_dataset(name)` from this source."""
         return load_dataset(name, self.data_dir, self.download, self.verify)

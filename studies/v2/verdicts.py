@@ -42,7 +42,6 @@ judged by the same rule, as the paper words the claim by shares.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
@@ -53,8 +52,16 @@ from typing import Any
 import numpy as np
 
 from projlib.projections import REGISTRY
+from projlib.report.claims import COSTS
 from projlib.report.constraints import counted_cost
-from projlib.report.isoacc import PRIMARY, IsoPair, IsoTable, interpolate_cost, iso_accuracy
+from projlib.report.isoacc import (
+    PRIMARY,
+    IsoPair,
+    IsoTable,
+    interpolate_cost,
+    iso_accuracy,
+    setting,
+)
 from projlib.sweep import ResultsStore
 from projlib.training.models import MODELS
 
@@ -63,8 +70,6 @@ MIN_SEEDS = 3
 PROCEDURE = "projected"
 BOOTSTRAP = 10_000
 LEVELS = (0.5, 1.0, 2.0)
-COSTS = (("maccs_structured", "maccs_dense", "structured MACCs"),
-         ("bytes_structured", "bytes_dense", "structured bytes"))
 
 
 def claim_one(pairs: Sequence[IsoPair]) -> str:
@@ -108,18 +113,16 @@ class NetCost:
 
 
 def _study_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows of the study's setting, as `--iso-accuracy` reads it (`isoacc.setting`): the
+    dense baselines trained with a validation split, and the projected points with relative
+    radii."""
     out = []
     for r in rows:
         if r.get("status") != "done" or r.get("test_accuracy") is None:
             continue
-        try:
-            cfg = json.loads(r.get("config_json") or "{}")
-        except ValueError:
-            continue
-        relative = cfg.get("radius_mode") == "relative"
-        if r.get("procedure") == "dense" and cfg.get("validation", 0) > 0:
-            out.append(r)
-        elif r.get("procedure") == PROCEDURE and relative:
+        split, variant = setting(r)
+        if ((r.get("procedure") == "dense" and split > 0)
+                or (r.get("procedure") == PROCEDURE and "relative radii" in variant)):
             out.append(r)
     return out
 
