@@ -46,7 +46,8 @@ from projlib.report.claims import BANDS_POINTS, COSTS, _bootstrap_ci
 from projlib.report.constraints import counted_cost
 
 __all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isotonic", "setting",
-           "interpolate_cost", "to_markdown", "to_rows", "NONINFERIORITY_LEVEL"]
+           "interpolate_cost", "radius_curves", "SeedCurve", "CurveKey", "to_markdown", "to_rows",
+           "NONINFERIORITY_LEVEL"]
 
 #: Claim 1's comparisons, fixed before the study runs: (this, other).
 PRIMARY: tuple[tuple[str, str], ...] = (("l11", "l1"), ("l11", "l21"), ("l11", "nuclear"))
@@ -171,15 +172,44 @@ def setting(row: Mapping[str, Any]) -> tuple[float, str]:
     return split, ", ".join(parts)
 
 
-def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = BANDS_POINTS,
-                 *, low_rank: Collection[str] = (), accuracy: str = "test_accuracy",
-                 primary: Sequence[tuple[str, str]] = PRIMARY) -> list[IsoTable]:
-    """The tables of the module docstring. `accuracy`: "test_accuracy" (reported numbers) or
-    "val_accuracy" (choices made on the validation split)."""
+@dataclass(frozen=True)
+class SeedCurve:
+    """One seed's radius curve: the same seed's dense accuracy (%) and its points
+    (radius, drop in points below that dense accuracy, row), sorted by radius."""
+
+    dense: float
+    points: tuple[tuple[float, float, Mapping[str, Any]], ...]
+
+    def costs(self, cost: str, dense_col: str, low_rank: Collection[str] = ()
+              ) -> list[tuple[float, float, float]]:
+        """(radius, drop, cost fraction of the dense model's) of the points that count
+        `cost` (> 0, with a dense cost), in radius order."""
+        out = []
+        for radius, drop, row in self.points:
+            value, base = counted_cost(row, cost, low_rank), row.get(dense_col)
+            if value is not None and base and value > 0:
+                out.append((radius, drop, value / base))
+        return out
+
+    def cost_at(self, target: float, cost: str, dense_col: str,
+                low_rank: Collection[str] = ()) -> float | None:
+        """The cost fraction at a drop of `target` points (`interpolate_cost`), or None."""
+        pts = self.costs(cost, dense_col, low_rank)
+        if not pts:
+            return None
+        return interpolate_cost([p[1] for p in pts], [p[2] for p in pts], target)
+
+
+#: A curve's identity: (dataset, model, variant, procedure, constraint, groups, epochs).
+CurveKey = tuple[str, str, str, str, str, Any, Any]
+
+
+def radius_curves(rows: Sequence[Mapping[str, Any]], accuracy: str = "test_accuracy"
+                  ) -> dict[CurveKey, dict[int, SeedCurve]]:
+    """The module docstring's curves: per `CurveKey`, per seed, the finished constrained
+    points with a dense baseline of the same (dataset, model, epochs, validation split, seed)."""
     if accuracy not in ("test_accuracy", "val_accuracy"):
         raise ValueError(f"accuracy must be test_accuracy or val_accuracy, got {accuracy!r}")
-    for t in targets:
-        check_number("targets (accuracy points)", t, 0, 100, low_open=True)
     done = [(r, *setting(r)) for r in rows
             if r.get("status") == "done" and r.get(accuracy) is not None]
     dense: dict[tuple, float] = {}
@@ -187,7 +217,8 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
         if r.get("procedure") == "dense":
             dense[(r["dataset"], r["model"], r.get("epochs"), split, r["seed"])] = (
                 100 * r[accuracy])
-    curves: dict[tuple, dict[int, list[tuple[float, float, Mapping[str, Any]]]]] = {}
+    points: dict[CurveKey, dict[int, list[tuple[float, float, Mapping[str, Any]]]]] = {}
+    base_of: dict[tuple[CurveKey, int], float] = {}
     for r, split, variant in done:
         base = (r["dataset"], r["model"], r.get("epochs"), split, r["seed"])
         if (r.get("procedure") == "dense" or base not in dense or r.get("radius") is None
@@ -195,8 +226,22 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
             continue
         key = (r["dataset"], r["model"], variant, r.get("procedure"), r["constraint"],
                r.get("groups"), r.get("epochs"))
-        drop = dense[base] - 100 * r[accuracy]
-        curves.setdefault(key, {}).setdefault(r["seed"], []).append((r["radius"], drop, r))
+        points.setdefault(key, {}).setdefault(r["seed"], []).append(
+            (r["radius"], dense[base] - 100 * r[accuracy], r))
+        base_of[(key, r["seed"])] = dense[base]
+    return {key: {seed: SeedCurve(base_of[(key, seed)], tuple(sorted(pts, key=lambda p: p[0])))
+                  for seed, pts in by_seed.items()}
+            for key, by_seed in points.items()}
+
+
+def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = BANDS_POINTS,
+                 *, low_rank: Collection[str] = (), accuracy: str = "test_accuracy",
+                 primary: Sequence[tuple[str, str]] = PRIMARY) -> list[IsoTable]:
+    """The tables of the module docstring. `accuracy`: "test_accuracy" (reported numbers) or
+    "val_accuracy" (choices made on the validation split)."""
+    for t in targets:
+        check_number("targets (accuracy points)", t, 0, 100, low_open=True)
+    curves = radius_curves(rows, accuracy)
     primary_set = {tuple(p) for p in primary}
     tables: list[IsoTable] = []
     groups: dict[tuple, list[tuple]] = {}
@@ -215,21 +260,16 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
     return tables
 
 
-def _entry(by_seed: Mapping[int, list[tuple[float, float, Mapping[str, Any]]]], key: tuple,
-           cost: str, dense_col: str, target: float,
-           low_rank: Collection[str]) -> IsoEntry | None:
+def _entry(by_seed: Mapping[int, SeedCurve], key: tuple, cost: str, dense_col: str,
+           target: float, low_rank: Collection[str]) -> IsoEntry | None:
     per_seed: list[tuple[int, float]] = []
     by_radius: dict[float, list[tuple[float, float]]] = {}
-    for seed, points in sorted(by_seed.items()):
-        pts = []
-        for radius, drop, row in sorted(points, key=lambda p: p[0]):
-            value, base = counted_cost(row, cost, low_rank), row.get(dense_col)
-            if value is None or not base or value <= 0:
-                continue
-            pts.append((drop, value / base))
-            by_radius.setdefault(radius, []).append((drop, value / base))
+    for seed, curve in sorted(by_seed.items()):
+        pts = curve.costs(cost, dense_col, low_rank)
+        for radius, drop, fraction in pts:
+            by_radius.setdefault(radius, []).append((drop, fraction))
         if pts:
-            at = interpolate_cost([p[0] for p in pts], [p[1] for p in pts], target)
+            at = interpolate_cost([p[1] for p in pts], [p[2] for p in pts], target)
             if at is not None:
                 per_seed.append((seed, at))
     if not by_radius:

@@ -37,7 +37,10 @@ seed means, with a 95 % interval from resampling each network's seeds independen
 network's own dense cost. For each: **fully connected costs less** / **conv costs less** when
 the interval excludes 0, else **not separable**. Claim 2 is supported at (cost, t) when the
 fully connected network costs less in absolute terms; the share is reported beside it and
-judged by the same rule, as the paper words the claim by shares.
+judged by the same rule, as the paper words the claim by shares. The curves are
+`isoacc.radius_curves`, the ones `--iso-accuracy` reads; each network must have been trained
+in one setting of the study (dataset, budget, split, groups), and a db holding more says so
+instead of choosing one.
 """
 
 from __future__ import annotations
@@ -53,14 +56,14 @@ import numpy as np
 
 from projlib.projections import REGISTRY
 from projlib.report.claims import COSTS
-from projlib.report.constraints import counted_cost
 from projlib.report.isoacc import (
     PRIMARY,
+    CurveKey,
     IsoPair,
     IsoTable,
-    interpolate_cost,
+    SeedCurve,
     iso_accuracy,
-    setting,
+    radius_curves,
 )
 from projlib.sweep import ResultsStore
 from projlib.training.models import MODELS
@@ -112,53 +115,49 @@ class NetCost:
     share: tuple[float, ...]
 
 
-def _study_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The rows of the study's setting, as `--iso-accuracy` reads it (`isoacc.setting`): the
-    dense baselines trained with a validation split, and the projected points with relative
-    radii."""
-    out = []
-    for r in rows:
-        if r.get("status") != "done" or r.get("test_accuracy") is None:
-            continue
-        split, variant = setting(r)
-        if ((r.get("procedure") == "dense" and split > 0)
-                or (r.get("procedure") == PROCEDURE and "relative radii" in variant)):
-            out.append(r)
+def study_curves(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[CurveKey, dict]]:
+    """Per network, the projected curves of the study's setting (relative radii, a
+    validation split), built by `isoacc.radius_curves` as `--iso-accuracy` builds them: each
+    point against the dense baseline of its own seed, budget and split."""
+    out: dict[str, dict[CurveKey, dict]] = {}
+    for key, by_seed in radius_curves(rows).items():
+        if key[3] == PROCEDURE and "relative radii" in key[2]:
+            out.setdefault(key[1], {})[key] = by_seed
     return out
 
 
-def net_costs(rows: Sequence[Mapping[str, Any]], level: float, cost: str, dense_col: str,
-              low_rank: set[str]) -> dict[str, NetCost]:
-    """Per network, its cheapest constraint at absolute test accuracy `level` (%)."""
-    dense: dict[str, dict[int, float]] = {}
-    for r in rows:
-        if r["procedure"] == "dense":
-            dense.setdefault(r["model"], {})[r["seed"]] = 100 * r["test_accuracy"]
-    curves: dict[tuple[str, str], dict[int, list[tuple[float, float, float, float]]]] = {}
-    for r in rows:
-        base = dense.get(r["model"], {}).get(r["seed"])
-        value, full = counted_cost(r, cost, low_rank), r.get(dense_col)
-        if r["procedure"] == "dense" or base is None or not value or not full:
-            continue
-        curves.setdefault((r["model"], r["constraint"]), {}).setdefault(r["seed"], []).append(
-            (r["radius"], base - 100 * r["test_accuracy"], value / full, full))
+def _setting(key: CurveKey) -> str:
+    dataset, _, variant, _, _, groups, epochs = key
+    return f"{dataset}, {variant}, {epochs} epochs" + (f", groups {groups}" if groups else "")
+
+
+def dense_mean(by_key: Mapping[CurveKey, Mapping[int, SeedCurve]]) -> float:
+    """A network's mean dense accuracy (%) over the seeds its curves are measured against."""
+    return statistics.fmean({s: c.dense for by_seed in by_key.values()
+                             for s, c in by_seed.items()}.values())
+
+
+def net_costs(curves: Mapping[str, Mapping[CurveKey, Mapping[int, SeedCurve]]], level: float,
+              cost: str, dense_col: str, low_rank: set[str]) -> dict[str, NetCost]:
+    """Per network, its cheapest constraint at absolute test accuracy `level` (%): each
+    seed's cost at the drop (its own dense accuracy - `level`)."""
     out: dict[str, NetCost] = {}
-    for (model, constraint), by_seed in sorted(curves.items()):
-        absolute, share = [], []
-        for seed, pts in sorted(by_seed.items()):
-            pts.sort()
-            at = interpolate_cost([p[1] for p in pts], [p[2] for p in pts],
-                                  dense[model][seed] - level)
-            if at is not None:
-                share.append(at)
-                absolute.append(at * pts[0][3])
-        if len(share) < MIN_SEEDS:
-            continue
-        entry = NetCost(model, constraint, statistics.fmean(dense[model].values()),
-                        tuple(absolute), tuple(share))
-        best = out.get(model)
-        if best is None or statistics.fmean(entry.absolute) < statistics.fmean(best.absolute):
-            out[model] = entry
+    for model, by_key in curves.items():
+        for key, by_seed in sorted(by_key.items(), key=lambda kv: kv[0][4]):
+            absolute, share = [], []
+            for _, curve in sorted(by_seed.items()):
+                at = curve.cost_at(curve.dense - level, cost, dense_col, low_rank)
+                if at is not None:
+                    share.append(at)
+                    absolute.append(at * curve.points[0][2][dense_col])
+            if len(share) < MIN_SEEDS:
+                continue
+            entry = NetCost(model, key[4], dense_mean(by_key),
+                            tuple(absolute), tuple(share))
+            best = out.get(model)
+            if best is None or statistics.fmean(entry.absolute) < statistics.fmean(
+                    best.absolute):
+                out[model] = entry
     return out
 
 
@@ -184,18 +183,24 @@ def _side(low: float, high: float) -> str:
 
 def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str]:
     """Claim 2's table lines (Markdown), or one line saying why there is none."""
-    rows = _study_rows(rows)
-    models = {r["model"] for r in rows if r["procedure"] == "dense"}
-    fc = sorted(m for m in models if m in MODELS and MODELS[m].fully_connected)
-    conv = sorted(m for m in models if m in MODELS and not MODELS[m].fully_connected)
+    curves = study_curves(rows)
+    fc = sorted(m for m in curves if m in MODELS and MODELS[m].fully_connected)
+    conv = sorted(m for m in curves if m in MODELS and not MODELS[m].fully_connected)
     if not fc or not conv:
-        have = ", ".join(sorted(models)) or "no network"
+        have = ", ".join(sorted(curves)) or "no network"
         return [f"Not answered: the db holds the study's setting for {have} only; claim 2 "
                 "needs a fully connected and a convolutional network."]
     a, b = fc[0], conv[0]
-    dense = {m: statistics.fmean(100 * r["test_accuracy"] for r in rows
-                                 if r["model"] == m and r["procedure"] == "dense")
-             for m in (a, b)}
+    for model in (a, b):
+        settings = sorted({_setting(k) for k in curves[model]})
+        if len(settings) > 1:
+            return [f"Not answered: {model} was trained in {len(settings)} settings of the "
+                    f"study ({'; '.join(settings)}); claim 2 compares one budget per network."]
+    datasets = {k[0] for m in (a, b) for k in curves[m]}
+    if len(datasets) > 1:
+        return [f"Not answered: {a} and {b} were trained on different datasets "
+                f"({', '.join(sorted(datasets))})."]
+    dense = {m: dense_mean(curves[m]) for m in (a, b)}
     top = min(dense.values())
     out = [f"{a} (fully connected, dense {dense[a]:.2f} %) vs {b} (convolutional, dense "
            f"{dense[b]:.2f} %), unpaired; each net's cheapest constraint at the same absolute "
@@ -207,7 +212,8 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
     for cost, dense_col, label in COSTS:
         for t in LEVELS:
             level = top - t
-            got = net_costs(rows, level, cost, dense_col, low_rank)
+            got = net_costs({m: curves[m] for m in (a, b)}, level, cost, dense_col,
+                            low_rank)
             if a not in got or b not in got:
                 out.append(f"| {label} | {level:.2f} % | " + " | ".join(["n/a"] * 4)
                            + " | not enough seeds | not enough seeds |")

@@ -105,30 +105,36 @@ def _verdicts_module():  # noqa: ANN202 - a studies/ script as a module
 
 
 def _study_row(model: str, procedure: str, seed: int, acc: float, frac: float = 1.0,
-               radius: float | None = None, dense_maccs: int = 1000) -> dict:
+               radius: float | None = None, dense_maccs: int = 1000, epochs: int = 16) -> dict:
     import json
 
     cfg = {"validation": 0.1}
     if procedure != "dense":
         cfg["radius_mode"] = "relative"
-    return {"status": "done", "model": model, "procedure": procedure, "seed": seed,
+    return {"status": "done", "dataset": "fashion-mnist", "model": model, "epochs": epochs,
+            "procedure": procedure, "seed": seed, "groups": None,
             "constraint": None if procedure == "dense" else "l11", "radius": radius,
             "test_accuracy": acc, "config_json": json.dumps(cfg),
             "maccs_dense": dense_maccs, "maccs_structured": round(dense_maccs * frac),
             "bytes_dense": 4 * dense_maccs, "bytes_structured": round(4 * dense_maccs * frac)}
 
 
-def test_claim_two_compares_both_networks_at_the_same_absolute_accuracy() -> None:
-    verdicts = _verdicts_module()
+def _two_networks(seeds: int = 4) -> list[dict]:
+    # lenet300: dense 89 %, cheap in absolute terms; convnet: dense 90 %, 10x the MACCs
     rows = []
-    for s in range(4):
-        # lenet300: dense 89 %, cheap in absolute terms; convnet: dense 90 %, 10x the MACCs
+    for s in range(seeds):
         for model, dense_acc, dense_maccs in (("lenet300", 0.89, 1000),
                                               ("convnet", 0.90, 10_000)):
             rows.append(_study_row(model, "dense", s, dense_acc, dense_maccs=dense_maccs))
             for radius, drop, frac in ((0.1, 4.0, 0.05), (0.3, 1.5, 0.2), (1.0, 0.1, 0.9)):
                 rows.append(_study_row(model, "projected", s, dense_acc - drop / 100,
                                        frac * (1 + 0.02 * s), radius, dense_maccs))
+    return rows
+
+
+def test_claim_two_compares_both_networks_at_the_same_absolute_accuracy() -> None:
+    verdicts = _verdicts_module()
+    rows = _two_networks()
     lines = verdicts.claim_two(rows, set())
     table = [line for line in lines if line.startswith("| structured MACCs | 88.00 %")]
     assert len(table) == 1  # level = the lower dense accuracy (89 %) - 1 point, for both nets
@@ -138,6 +144,25 @@ def test_claim_two_compares_both_networks_at_the_same_absolute_accuracy() -> Non
     # one network only: no answer, said so
     only = verdicts.claim_two([r for r in rows if r["model"] == "lenet300"], set())
     assert only[0].startswith("Not answered")
+
+
+def test_claim_two_keeps_each_budget_to_its_own_curves_and_baseline() -> None:
+    # A db where lenet300 also ran at a second budget (4 epochs: dense 80 %, every point 30
+    # points worse). Claim 2 compares one budget per network, so it says it cannot choose
+    # instead of mixing the two budgets' points into one curve against whichever dense
+    # baseline was read last (what it did when its curves were keyed by model and constraint).
+    verdicts = _verdicts_module()
+    rows = _two_networks()
+    for s in range(4):
+        rows.append(_study_row("lenet300", "dense", s, 0.80, epochs=4))
+        for radius, frac in ((0.2, 0.1), (2.0, 0.95)):
+            rows.append(_study_row("lenet300", "projected", s, 0.59, frac, radius, epochs=4))
+    lines = verdicts.claim_two(rows, set())
+    assert len(lines) == 1 and lines[0].startswith("Not answered: lenet300 was trained in 2")
+    assert "16 epochs" in lines[0] and "4 epochs" in lines[0]
+    # with the short budget's points alone gone, the answer is the one budget's
+    kept = verdicts.claim_two([r for r in rows if r["epochs"] == 16], set())
+    assert any(line.startswith("| structured MACCs | 88.00 %") for line in kept)
 
 
 def test_calibration_rule_brackets_the_drops() -> None:
