@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from projlib.checks import ParamError
 from projlib.cli.common import (
     check_output_target,
     fail,
@@ -22,6 +23,7 @@ from projlib.cli.options import DEFAULT_DB
 from projlib.report import isoacc
 from projlib.report.claims import (
     BAND_COLUMNS,
+    BAND_RANGE,
     BANDS_POINTS,
     CELL_COLUMNS,
     cell_rows,
@@ -144,11 +146,14 @@ def summary(
     if format not in SUMMARY_FORMATS:
         fail(f"--format: {format!r} is not one of {', '.join(SUMMARY_FORMATS)}")
     bands = tuple(band) if band else BANDS_POINTS
-    if any(not 0 <= b <= 100 for b in bands):
-        fail("--band: bands are accuracy points in [0, 100]")
     iso = iso_accuracy or accuracy != "test"
+    for b in bands:  # accuracy points below dense; a drop of 0 is no target to interpolate at
+        try:
+            (isoacc.DROP_RANGE if iso_accuracy else BAND_RANGE).check("--band", b)
+        except ParamError as exc:
+            fail(str(exc))
     if iso:
-        _check_iso_options(bands, cells, iso_accuracy, accuracy)
+        _check_iso_options(cells, iso_accuracy, accuracy)
     if output is not None:  # before reading: fail fast, write nothing
         check_output_target(output, db, "--output", kind="summary greenbench wrote",
                             is_ours=is_greenbench_summary)
@@ -200,8 +205,7 @@ def _serialise(rows: list[dict], format: str, columns: tuple[str, ...]) -> str:
     return buf.getvalue()
 
 
-def _check_iso_options(bands: tuple[float, ...], cells: bool, iso_accuracy: bool,
-                       accuracy: str) -> None:
+def _check_iso_options(cells: bool, iso_accuracy: bool, accuracy: str) -> None:
     """The options of the iso-accuracy mode, checked before the db is read."""
     if not iso_accuracy:
         fail("--accuracy: only with --iso-accuracy")
@@ -209,8 +213,6 @@ def _check_iso_options(bands: tuple[float, ...], cells: bool, iso_accuracy: bool
         fail("--cells: not with --iso-accuracy")
     if accuracy not in ("test", "val"):
         fail(f"--accuracy: {accuracy!r} is not test or val")
-    if any(b <= 0 for b in bands):
-        fail("--band: with --iso-accuracy a drop must be > 0 points")
 
 
 def _iso_text(rows: list, bands: tuple[float, ...], format: str, accuracy: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ttest_1samp
 
-from projlib.checks import check_number
+from projlib.checks import Interval
 from projlib.report.constraints import counted_cost
 from projlib.schema import NOISE_FRACTION
 
@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 BANDS_POINTS: tuple[float, ...] = (0.5, 1.0, 2.0)
+#: A band, in accuracy points below dense (`summary`'s --band).
+BAND_RANGE = Interval(0.0, 100.0)
 BOOTSTRAP = 10_000
 _EPS = 1e-9  # points: 0.870 - 0.900 is -3.0000000000000027 points in binary floating point
 COSTS = (("maccs_structured", "maccs_dense", "structured MACCs"),
@@ -190,7 +192,7 @@ def summarise(rows: Sequence[Mapping[str, Any]],
     (``low_rank``, from ``ProjectionSpec.low_rank``) and which models are fully connected
     (``fully_connected``, from ``ModelSpec.fully_connected``; None: unknown)."""
     for b in bands:
-        check_number("bands (accuracy points)", b, 0, 100)
+        BAND_RANGE.check("bands (accuracy points)", b)
     done = [r for r in rows if r.get("status") == "done" and r.get("test_accuracy") is not None]
     notes: list[str] = []
     dense: dict[tuple, dict[int, Mapping[str, Any]]] = {}

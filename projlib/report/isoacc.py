@@ -41,7 +41,7 @@ from typing import Any
 
 from scipy.stats import t as student_t
 
-from projlib.checks import check_number
+from projlib.checks import Interval
 from projlib.report.claims import BANDS_POINTS, COSTS, _bootstrap_ci
 from projlib.report.constraints import counted_cost
 
@@ -52,6 +52,8 @@ __all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isoton
 #: Claim 1's comparisons, fixed before the study runs: (this, other).
 PRIMARY: tuple[tuple[str, str], ...] = (("l11", "l1"), ("l11", "l21"), ("l11", "nuclear"))
 NONINFERIORITY_LEVEL = 0.90  # one-sided
+#: A target drop, in accuracy points below dense (`summary --iso-accuracy`'s --band).
+DROP_RANGE = Interval(0.0, 100.0, low_open=True)
 
 
 def isotonic(values: Sequence[float], increasing: bool = True) -> list[float]:
@@ -240,7 +242,7 @@ def iso_accuracy(rows: Sequence[Mapping[str, Any]], targets: Sequence[float] = B
     """The tables of the module docstring. `accuracy`: "test_accuracy" (reported numbers) or
     "val_accuracy" (choices made on the validation split)."""
     for t in targets:
-        check_number("targets (accuracy points)", t, 0, 100, low_open=True)
+        DROP_RANGE.check("targets (accuracy points)", t)
     curves = radius_curves(rows, accuracy)
     primary_set = {tuple(p) for p in primary}
     tables: list[IsoTable] = []

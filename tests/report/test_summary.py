@@ -122,7 +122,8 @@ def test_gap_is_to_the_best_other_constraint() -> None:
 @pytest.mark.parametrize(("args", "needle"), [
     (["--procedure", "pruned"], "--procedure: unknown name(s) pruned"),
     (["--format", "xml"], "--format: 'xml'"),
-    (["--band", "-1"], "--band"),
+    (["--band", "-1"], "--band must be in [0, 100], got -1.0"),
+    (["--band", "100.5"], "--band must be in [0, 100], got 100.5"),
     (["--db", "missing.db"], "does not exist"),
 ])
 def test_cli_summary_bad_input(tmp_path: Path, args: list[str], needle: str,
