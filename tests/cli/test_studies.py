@@ -57,6 +57,22 @@ def test_v2_calibration_and_grid_files(model: str) -> None:
     assert len(cal_dense) == 2 and cal_dense <= set(grid.sweep.point_ids())
 
 
+def test_v2_widened_conv_scan_continues_the_first_scan() -> None:
+    # the conv net's scan widened past 0.5: same seeds, budget, split and db, so its points
+    # join the first scan's curves (the dense baselines are the same points), at new radii only
+    cal = resolve_run_options(load_toml(V2 / "calibrate_convnet.toml"))
+    wide = resolve_run_options(load_toml(V2 / "calibrate_convnet_wide.toml"))
+    assert wide.sweep.options == cal.sweep.options and wide.db == cal.db
+    assert (wide.sweep.seeds, wide.sweep.epochs) == (cal.sweep.seeds, cal.sweep.epochs)
+    assert wide.sweep.procedures == cal.sweep.procedures
+    assert set(wide.sweep.constraints) == set(cal.sweep.constraints)
+    assert min(wide.sweep.radii) > max(cal.sweep.radii)
+    shared = set(wide.sweep.point_ids()) & set(cal.sweep.point_ids())
+    dense = {p for p, c in zip(cal.sweep.point_ids(), cal.sweep.points(), strict=True)
+             if c.procedure == "dense"}
+    assert shared == dense and len(dense) == 2
+
+
 def test_v2_primary_and_loose_files_extend_the_grid_with_their_own_points() -> None:
     # item 8: seeds 5-9 of the primary cells: the grid's seeds 0-4 of those cells are the same
     # points (same radii, budget, split), so only the new seeds run.
