@@ -181,6 +181,11 @@ def _side(low: float, high: float) -> str:
     return "not separable"
 
 
+#: Claim 2's verdict from the absolute comparison (the rule above); the share is shown beside.
+CLAIM_TWO = {"fully connected costs less": "supported", "conv costs less": "not supported",
+             "not separable": "not separable"}
+
+
 def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str]:
     """Claim 2's table lines (Markdown), or one line saying why there is none."""
     curves = study_curves(rows)
@@ -207,8 +212,8 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
            "test accuracy; difference = conv - fully connected.", "",
            "| cost | accuracy | fully connected: constraint, cost, share | conv: constraint, "
            "cost, share | absolute difference [95 % CI] | share difference (points) | "
-           "verdict (absolute) | verdict (share) |",
-           "|---|---:|---|---|---|---|---|---|"]
+           "absolute | share | claim 2 |",
+           "|---|---:|---|---|---|---|---|---|---|"]
     for cost, dense_col, label in COSTS:
         for t in LEVELS:
             level = top - t
@@ -216,7 +221,7 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
                             low_rank)
             if a not in got or b not in got:
                 out.append(f"| {label} | {level:.2f} % | " + " | ".join(["n/a"] * 4)
-                           + " | not enough seeds | not enough seeds |")
+                           + " | not enough seeds | not enough seeds | **not enough seeds** |")
                 continue
             x, y = got[a], got[b]
             d, lo, hi = unpaired_ci(x.absolute, y.absolute)
@@ -226,7 +231,7 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
                 f"{100 * statistics.fmean(x.share):.1f} % | {y.constraint}, "
                 f"{statistics.fmean(y.absolute):,.0f}, {100 * statistics.fmean(y.share):.1f} % "
                 f"| {d:+,.0f} [{lo:+,.0f}, {hi:+,.0f}] | {ds:+.1f} [{los:+.1f}, {his:+.1f}] | "
-                f"**{_side(lo, hi)}** | {_side(los, his)} |")
+                f"{_side(lo, hi)} | {_side(los, his)} | **{CLAIM_TWO[_side(lo, hi)]}** |")
     return out
 
 

@@ -130,7 +130,8 @@ def test_cli_iso_accuracy(tmp_path: Path, db_writer) -> None:
     for args, needle in ((["--accuracy", "val"], "only with --iso-accuracy"),
                          (["--iso-accuracy", "--accuracy", "train"], "--accuracy"),
                          (["--iso-accuracy", "--cells"], "--cells"),
-                         (["--iso-accuracy", "--band", "0"], "--band must be in (0, 100], got 0.0")):
+                         (["--iso-accuracy", "--band", "0"],
+                          "--band must be in (0, 100], got 0.0")):
         bad = runner.invoke(app, ["summary", "--db", str(db), *args])
         assert bad.exit_code == 2 and needle in bad.stderr, bad.output
 
