@@ -423,6 +423,7 @@ class Finder:
         if name == "torch":
             if sys.argv[1] == "raise":
                 raise KeyboardInterrupt
+            open("loading", "w").close()  # the test signals once the import is under way
             time.sleep(60)
 sys.meta_path.insert(0, Finder())
 from projlib.cli import main
@@ -435,8 +436,10 @@ def test_ctrl_c_while_modules_load_is_one_line_and_130(how: str, tmp_path: Path)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen([sys.executable, "-c", _LOADING, how], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if how == "signal":
-        time.sleep(2.0)
+    if how == "signal":  # not a fixed delay: on a loaded machine startup takes longer
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "loading").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
