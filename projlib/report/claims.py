@@ -39,6 +39,7 @@ __all__ = [
     "Cell",
     "Gap",
     "Summary",
+    "bootstrap_ci_unpaired",
     "cells_markdown",
     "cell_rows",
     "summarise",
@@ -156,6 +157,19 @@ def _bootstrap_ci(diffs: Sequence[float]) -> tuple[float, float]:
     arr = np.asarray(diffs, dtype=np.float64)
     means = arr[rng.integers(0, len(arr), size=(BOOTSTRAP, len(arr)))].mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def bootstrap_ci_unpaired(a: Sequence[float], b: Sequence[float]
+                          ) -> tuple[float, float, float]:
+    """mean(b) - mean(a) and its percentile bootstrap 95 % interval, each group resampled on
+    its own (unpaired samples, e.g. two networks' seeds; `BOOTSTRAP` resamples, fixed seed)."""
+    rng = np.random.default_rng(0)
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ma = xa[rng.integers(0, len(xa), size=(BOOTSTRAP, len(xa)))].mean(axis=1)
+    mb = xb[rng.integers(0, len(xb), size=(BOOTSTRAP, len(xb)))].mean(axis=1)
+    diff = mb - ma
+    return (float(xb.mean() - xa.mean()), float(np.percentile(diff, 2.5)),
+            float(np.percentile(diff, 97.5)))
 
 
 def _gap(first: BandEntry, second: BandEntry) -> Gap:

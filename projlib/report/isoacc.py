@@ -196,10 +196,12 @@ class SeedCurve:
     def cost_at(self, target: float, cost: str, dense_col: str,
                 low_rank: Collection[str] = ()) -> float | None:
         """The cost fraction at a drop of `target` points (`interpolate_cost`), or None."""
-        pts = self.costs(cost, dense_col, low_rank)
-        if not pts:
-            return None
-        return interpolate_cost([p[1] for p in pts], [p[2] for p in pts], target)
+        return _cost_at(self.costs(cost, dense_col, low_rank), target)
+
+
+def _cost_at(pts: Sequence[tuple[float, float, float]], target: float) -> float | None:
+    # `SeedCurve.costs` output -> the fraction at `target` (None: no point, or not bracketed)
+    return interpolate_cost([p[1] for p in pts], [p[2] for p in pts], target) if pts else None
 
 
 #: A curve's identity: (dataset, model, variant, procedure, constraint, groups, epochs).
@@ -219,8 +221,8 @@ def radius_curves(rows: Sequence[Mapping[str, Any]], accuracy: str = "test_accur
         if r.get("procedure") == "dense":
             dense[(r["dataset"], r["model"], r.get("epochs"), split, r["seed"])] = (
                 100 * r[accuracy])
-    points: dict[CurveKey, dict[int, list[tuple[float, float, Mapping[str, Any]]]]] = {}
-    base_of: dict[tuple[CurveKey, int], float] = {}
+    # per key and seed: (the seed's dense accuracy, its points)
+    points: dict[CurveKey, dict[int, tuple[float, list[tuple[float, float, Any]]]]] = {}
     for r, split, variant in done:
         base = (r["dataset"], r["model"], r.get("epochs"), split, r["seed"])
         if (r.get("procedure") == "dense" or base not in dense or r.get("radius") is None
@@ -228,11 +230,10 @@ def radius_curves(rows: Sequence[Mapping[str, Any]], accuracy: str = "test_accur
             continue
         key = (r["dataset"], r["model"], variant, r.get("procedure"), r["constraint"],
                r.get("groups"), r.get("epochs"))
-        points.setdefault(key, {}).setdefault(r["seed"], []).append(
+        points.setdefault(key, {}).setdefault(r["seed"], (dense[base], []))[1].append(
             (r["radius"], dense[base] - 100 * r[accuracy], r))
-        base_of[(key, r["seed"])] = dense[base]
-    return {key: {seed: SeedCurve(base_of[(key, seed)], tuple(sorted(pts, key=lambda p: p[0])))
-                  for seed, pts in by_seed.items()}
+    return {key: {seed: SeedCurve(base, tuple(sorted(pts, key=lambda p: p[0])))
+                  for seed, (base, pts) in by_seed.items()}
             for key, by_seed in points.items()}
 
 
@@ -270,10 +271,9 @@ def _entry(by_seed: Mapping[int, SeedCurve], key: tuple, cost: str, dense_col: s
         pts = curve.costs(cost, dense_col, low_rank)
         for radius, drop, fraction in pts:
             by_radius.setdefault(radius, []).append((drop, fraction))
-        if pts:
-            at = interpolate_cost([p[1] for p in pts], [p[2] for p in pts], target)
-            if at is not None:
-                per_seed.append((seed, at))
+        at = _cost_at(pts, target)
+        if at is not None:
+            per_seed.append((seed, at))
     if not by_radius:
         return None
     values = [v for _, v in per_seed]

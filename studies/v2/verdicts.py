@@ -24,22 +24,22 @@ No correction for multiplicity is applied (3 pairs x 2 costs x 3 drops = 18 prim
 the table shows every interval so a reader can apply one.
 
 **Claim 2** ("fully connected networks are more efficient than convolutional ones for memory
-and MACC reduction"); this rule was written on 2026-12-05, before any conv-net row of the
-study existed. Projected training, the study's setting, each cost and each level
-t = 0.5, 1, 2: the **same absolute test accuracy** A_t for both networks, A_t = the lower of the
-two networks' mean dense accuracies minus t. Per network, per seed, each constraint's cost is
-interpolated at A_t along its radius curve exactly as `--iso-accuracy` does (at the drop
-dense_seed - A_t), in absolute units (x the dense cost); the network's entry is its cheapest
-constraint with at least `MIN_SEEDS` seeds bracketed. The networks are compared **unpaired**
-(different nets; their seeds are not matched): the difference conv - fully connected of the
-seed means, with a 95 % interval from resampling each network's seeds independently
-(`BOOTSTRAP` resamples, fixed seed), for (a) the absolute cost and (b) the share of each
+and MACC reduction"); this rule was written on 2026-12-05, before any conv-net row of the study
+existed. Projected training, the study's setting, each cost and each level t = 0.5, 1, 2: the
+**same absolute test accuracy** A_t for both networks, A_t = the lower of the two networks'
+mean dense accuracies minus t. Per network, per seed, each constraint's cost is interpolated at
+A_t along its radius curve exactly as `--iso-accuracy` does (at the drop dense_seed - A_t), in
+absolute units (x the dense cost); the network's entry is its cheapest constraint with at least
+`MIN_SEEDS` seeds bracketed. The networks are compared **unpaired** (different nets; their
+seeds are not matched): the difference conv - fully connected of the seed means, with a 95 %
+interval from resampling each network's seeds independently (`claims.bootstrap_ci_unpaired`:
+`claims.BOOTSTRAP` resamples, fixed seed), for (a) the absolute cost and (b) the share of each
 network's own dense cost. For each: **fully connected costs less** / **conv costs less** when
 the interval excludes 0, else **not separable**. Claim 2 is supported at (cost, t) when the
 fully connected network costs less in absolute terms; the share is reported beside it and
 judged by the same rule, as the paper words the claim by shares. The curves are
-`isoacc.radius_curves`, the ones `--iso-accuracy` reads; each network must have been trained
-in one setting of the study (dataset, budget, split, groups), and a db holding more says so
+`isoacc.radius_curves`, the ones `--iso-accuracy` reads; each network must have been trained in
+one setting of the study (dataset, budget, split, groups), and a db holding more says so
 instead of choosing one.
 """
 
@@ -52,10 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from projlib.projections import REGISTRY
-from projlib.report.claims import COSTS
+from projlib.report.claims import COSTS, bootstrap_ci_unpaired
 from projlib.report.isoacc import (
     PRIMARY,
     CurveKey,
@@ -71,7 +69,6 @@ from projlib.training.models import MODELS
 DEFAULT_DB = Path(__file__).resolve().parents[1] / "results" / "study_v2.db"
 MIN_SEEDS = 3
 PROCEDURE = "projected"
-BOOTSTRAP = 10_000
 LEVELS = (0.5, 1.0, 2.0)
 
 
@@ -110,7 +107,6 @@ class NetCost:
 
     model: str
     constraint: str
-    dense_accuracy: float  # mean over seeds, %
     absolute: tuple[float, ...]
     share: tuple[float, ...]
 
@@ -126,7 +122,7 @@ def study_curves(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[CurveKey, 
     return out
 
 
-def _setting(key: CurveKey) -> str:
+def _setting_label(key: CurveKey) -> str:
     dataset, _, variant, _, _, groups, epochs = key
     return f"{dataset}, {variant}, {epochs} epochs" + (f", groups {groups}" if groups else "")
 
@@ -152,25 +148,12 @@ def net_costs(curves: Mapping[str, Mapping[CurveKey, Mapping[int, SeedCurve]]], 
                     absolute.append(at * curve.points[0][2][dense_col])
             if len(share) < MIN_SEEDS:
                 continue
-            entry = NetCost(model, key[4], dense_mean(by_key),
-                            tuple(absolute), tuple(share))
+            entry = NetCost(model, key[4], tuple(absolute), tuple(share))
             best = out.get(model)
             if best is None or statistics.fmean(entry.absolute) < statistics.fmean(
                     best.absolute):
                 out[model] = entry
     return out
-
-
-def unpaired_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-    """mean(b) - mean(a) and a percentile bootstrap 95 % interval, each group resampled on
-    its own (fixed seed)."""
-    rng = np.random.default_rng(0)
-    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    ma = xa[rng.integers(0, len(xa), size=(BOOTSTRAP, len(xa)))].mean(axis=1)
-    mb = xb[rng.integers(0, len(xb), size=(BOOTSTRAP, len(xb)))].mean(axis=1)
-    diff = mb - ma
-    return (float(xb.mean() - xa.mean()), float(np.percentile(diff, 2.5)),
-            float(np.percentile(diff, 97.5)))
 
 
 def _side(low: float, high: float) -> str:
@@ -197,7 +180,7 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
                 "needs a fully connected and a convolutional network."]
     a, b = fc[0], conv[0]
     for model in (a, b):
-        settings = sorted({_setting(k) for k in curves[model]})
+        settings = sorted({_setting_label(k) for k in curves[model]})
         if len(settings) > 1:
             return [f"Not answered: {model} was trained in {len(settings)} settings of the "
                     f"study ({'; '.join(settings)}); claim 2 compares one budget per network."]
@@ -224,8 +207,9 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
                            + " | not enough seeds | not enough seeds | **not enough seeds** |")
                 continue
             x, y = got[a], got[b]
-            d, lo, hi = unpaired_ci(x.absolute, y.absolute)
-            ds, los, his = unpaired_ci([100 * v for v in x.share], [100 * v for v in y.share])
+            d, lo, hi = bootstrap_ci_unpaired(x.absolute, y.absolute)
+            ds, los, his = bootstrap_ci_unpaired([100 * v for v in x.share],
+                                                 [100 * v for v in y.share])
             out.append(
                 f"| {label} | {level:.2f} % | {x.constraint}, {statistics.fmean(x.absolute):,.0f}, "
                 f"{100 * statistics.fmean(x.share):.1f} % | {y.constraint}, "

@@ -110,14 +110,7 @@ def test_claim_one_rule_needs_all_three_primary_pairs() -> None:
 
 
 def _verdicts_module():  # noqa: ANN202 - a studies/ script as a module
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("study_v2_verdicts", V2 / "verdicts.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+    return _script("v2/verdicts")
 
 
 def _study_row(model: str, procedure: str, seed: int, acc: float, frac: float = 1.0,
@@ -197,10 +190,15 @@ def test_calibration_rule_brackets_the_drops() -> None:
 
 
 def _script(name: str):  # noqa: ANN202 - a studies/ script as a module
+    # e.g. "calibrate" or "v2/verdicts"; registered in sys.modules (a dataclass of the script
+    # looks its module up there)
     import importlib.util
+    import sys
 
-    spec = importlib.util.spec_from_file_location(name, V2.parent / f"{name}.py")
+    module_name = "study_" + name.replace("/", "_")
+    spec = importlib.util.spec_from_file_location(module_name, V2.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -239,12 +237,9 @@ def test_publish_regenerates_the_committed_v2_tables_from_the_committed_db(tmp_p
 
 
 def test_backfill_fills_factorised_costs_only_when_the_identity_holds(tmp_path) -> None:
-    import importlib.util
     import sqlite3
 
-    spec = importlib.util.spec_from_file_location("backfill", V2 / "backfill_lowrank.py")
-    backfill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(backfill)
+    backfill = _script("v2/backfill_lowrank")
     db = tmp_path / "s.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE points (point_id TEXT, model TEXT, status TEXT, "
