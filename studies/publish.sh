@@ -64,6 +64,8 @@ retrain_time_s,retrain_speedup_predicted,retrain_speedup_realised,started_at,fin
     > "${stem}_points.csv"
 # the verdicts by the claims' rules (studies/v2/verdicts.py's docstring)
 "$py" studies/v2/verdicts.py "$db" > "${stem}_verdicts.md"
+# the study's LeNet budget against the plateau of all 10 dense seeds (studies/results/plateau/)
+"$py" studies/plateau.py check --model lenet300 --db "$db" > "${stem}_plateau_check.md"
 # compute: process time (sum over points of finished - started, one thread each) and wall
 # time (the union of the points' intervals: some process busy), per model
 "$py" - "$db" > "${stem}_compute.md" <<'PY'

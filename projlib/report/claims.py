@@ -39,6 +39,7 @@ __all__ = [
     "Cell",
     "Gap",
     "Summary",
+    "bootstrap_ci",
     "bootstrap_ci_unpaired",
     "cells_markdown",
     "cell_rows",
@@ -152,7 +153,9 @@ def _std(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def _bootstrap_ci(diffs: Sequence[float]) -> tuple[float, float]:
+def bootstrap_ci(diffs: Sequence[float]) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of the mean of `diffs` (paired differences, one per
+    seed; `BOOTSTRAP` resamples, fixed seed)."""
     rng = np.random.default_rng(0)
     arr = np.asarray(diffs, dtype=np.float64)
     means = arr[rng.integers(0, len(arr), size=(BOOTSTRAP, len(arr)))].mean(axis=1)
@@ -178,7 +181,7 @@ def _gap(first: BandEntry, second: BandEntry) -> Gap:
     diffs = [b[s] - a[s] for s in shared]
     if len(diffs) < 2:
         return Gap(len(diffs), diffs[0] if diffs else None, None, None, None, second.label)
-    low, high = _bootstrap_ci(diffs)
+    low, high = bootstrap_ci(diffs)
     p = None
     if not np.allclose(diffs, diffs[0], rtol=1e-9, atol=1e-12):
         p = float(ttest_1samp(diffs, 0.0).pvalue)

@@ -42,7 +42,7 @@ from typing import Any
 from scipy.stats import t as student_t
 
 from projlib.checks import Interval
-from projlib.report.claims import BANDS_POINTS, COSTS, _bootstrap_ci
+from projlib.report.claims import BANDS_POINTS, COSTS, bootstrap_ci
 from projlib.report.constraints import counted_cost
 
 __all__ = ["PRIMARY", "IsoEntry", "IsoPair", "IsoTable", "iso_accuracy", "isotonic", "setting",
@@ -280,7 +280,7 @@ def _entry(by_seed: Mapping[int, SeedCurve], key: tuple, cost: str, dense_col: s
     mean = statistics.fmean(values) if values else None
     low = high = None
     if len(values) >= 2:
-        low, high = _bootstrap_ci(values)
+        low, high = bootstrap_ci(values)
     ni = None
     for radius in sorted(by_radius):
         drops = [d for d, _ in by_radius[radius]]
@@ -309,7 +309,7 @@ def _pairs(entries: Sequence[IsoEntry], primary: set[tuple]) -> list[IsoPair]:
             diffs = [100 * (y[s] - x[s]) for s in shared]
             low = high = None
             if len(diffs) >= 2:
-                low, high = _bootstrap_ci(diffs)
+                low, high = bootstrap_ci(diffs)
             out.append(IsoPair(a.constraint, b.constraint, a.procedure,
                                (a.constraint, b.constraint) in primary, len(diffs),
                                statistics.fmean(diffs) if diffs else None, low, high))

@@ -41,6 +41,20 @@ judged by the same rule, as the paper words the claim by shares. The curves are
 `isoacc.radius_curves`, the ones `--iso-accuracy` reads; each network must have been trained in
 one setting of the study (dataset, budget, split, groups), and a db holding more says so
 instead of choosing one.
+
+**Lottery against projected training and against its magnitude baseline** (item 8; secondary
+and descriptive, no claim rests on it). Written on 2026-12-05 after LeNet-300-100's lottery and
+magnitude cells of seeds 0-3 had been seen in the cells table, before any conv-net lottery or
+magnitude point ran. Per network, constraint and radius of the study's setting, per seed, the
+test accuracy of the lottery point minus (a) the projected point (lottery retrains the
+projected run's mask from the initial weights: the same structure, trained again) and (b) the
+magnitude point (the same number of weights kept per layer, chosen by magnitude after dense
+training); mean over the seeds that have both, bootstrap 95 % interval of the paired mean
+(`claims.bootstrap_ci`), **lottery more accurate** / **lottery less accurate** when it
+excludes 0, **not separable** otherwise, **not enough seeds** under `MIN_SEEDS`. Beside them,
+each procedure's structured MACCs as a share of dense, on the lottery point's seeds
+(magnitude keeps as many weights but scattered, so it removes fewer whole units). No
+correction for multiplicity.
 """
 
 from __future__ import annotations
@@ -53,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from projlib.projections import REGISTRY
-from projlib.report.claims import COSTS, bootstrap_ci_unpaired
+from projlib.report.claims import COSTS, bootstrap_ci, bootstrap_ci_unpaired
 from projlib.report.isoacc import (
     PRIMARY,
     CurveKey,
@@ -62,6 +76,7 @@ from projlib.report.isoacc import (
     SeedCurve,
     iso_accuracy,
     radius_curves,
+    setting,
 )
 from projlib.sweep import ResultsStore
 from projlib.training.models import MODELS
@@ -156,11 +171,13 @@ def net_costs(curves: Mapping[str, Mapping[CurveKey, Mapping[int, SeedCurve]]], 
     return out
 
 
-def _side(low: float, high: float) -> str:
+def _side(low: float, high: float, above: str = "fully connected costs less",
+          below: str = "conv costs less") -> str:
+    """The interval rule: `above` when [low, high] lies above 0, `below` when under it."""
     if low > 0:
-        return "fully connected costs less"
+        return above
     if high < 0:
-        return "conv costs less"
+        return below
     return "not separable"
 
 
@@ -219,7 +236,69 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
     return out
 
 
-def render(tables: Sequence[IsoTable], claim_two_lines: Sequence[str] = ()) -> str:
+LOTTERY_BASELINES = ("projected", "magnitude")
+
+
+def lottery_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The lottery comparison's tables (Markdown), one per network, or one line saying why
+    there is none."""
+    cells: dict[tuple, dict[str, dict[int, Mapping[str, Any]]]] = {}
+    for r in rows:
+        if (r.get("status") != "done" or r["test_accuracy"] is None
+                or r["procedure"] not in ("lottery", *LOTTERY_BASELINES)):
+            continue
+        variant = setting(r)[1]
+        if "relative radii" not in variant:
+            continue
+        key = (r["dataset"], r["model"], variant, r["epochs"], r["groups"] or "",
+               r["constraint"], r["radius"])
+        cells.setdefault(key, {}).setdefault(r["procedure"], {})[r["seed"]] = r
+    keys = sorted((k for k, by in cells.items() if "lottery" in by),
+                  key=lambda k: (k[:5], REGISTRY_ORDER.get(k[5], len(REGISTRY_ORDER)), k[6]))
+    if not keys:
+        return ["No lottery point of the study's setting in this db."]
+    out: list[str] = []
+    for net in dict.fromkeys(k[:5] for k in keys):
+        dataset, model, variant, epochs, groups = net
+        out += [f"### {dataset} · {model} ({variant}, {epochs} epochs"
+                + (f", groups {groups}" if groups else "") + ")", "",
+                "| constraint | radius | lottery - projected, points [95 % CI] (seeds) | "
+                "lottery - magnitude, points [95 % CI] (seeds) | structured MACCs, % of "
+                "dense: projected / lottery / magnitude |",
+                "|---|---:|---|---|---|"]
+        for key in (k for k in keys if k[:5] == net):
+            by = cells[key]
+            lottery = by["lottery"]
+            parts = []
+            for base in LOTTERY_BASELINES:
+                seeds = sorted(set(lottery) & set(by.get(base, {})))
+                if len(seeds) < MIN_SEEDS:
+                    parts.append(f"not enough seeds ({len(seeds)})")
+                    continue
+                diffs = [100 * (lottery[s]["test_accuracy"] - by[base][s]["test_accuracy"])
+                         for s in seeds]
+                low, high = bootstrap_ci(diffs)
+                side = _side(low, high, "lottery more accurate", "lottery less accurate")
+                parts.append(f"{statistics.fmean(diffs):+.2f} [{low:+.2f}, {high:+.2f}] "
+                             f"({len(seeds)}): {side}")
+            shares = []
+            for proc in ("projected", "lottery", "magnitude"):
+                got = [p["maccs_structured"] / p["maccs_dense"]
+                       for seed, p in by.get(proc, {}).items()
+                       if seed in lottery and p["maccs_structured"] is not None
+                       and p["maccs_dense"]]
+                shares.append(f"{100 * statistics.fmean(got):.1f}" if got else "n/a")
+            out.append(f"| {key[5]} | {key[6]:g} | {parts[0]} | {parts[1]} | "
+                       f"{' / '.join(shares)} |")
+        out.append("")
+    return out
+
+
+REGISTRY_ORDER = {name: i for i, name in enumerate(REGISTRY)}
+
+
+def render(tables: Sequence[IsoTable], claim_two_lines: Sequence[str] = (),
+           lottery: Sequence[str] = ()) -> str:
     study = [t for t in tables if "relative radii" in t.variant]
     out = ["# Study v2: verdicts", "",
            "Generated by `studies/v2/verdicts.py` from `studies/results/study_v2.db` (rules: "
@@ -246,7 +325,13 @@ def render(tables: Sequence[IsoTable], claim_two_lines: Sequence[str] = ()) -> s
                        + " | ".join(cells) + f" | **{claim_one(got)}** |")
         out.append("")
     out += ["## Claim 2", "", *claim_two_lines]
-    return "\n".join(out) + "\n"
+    if lottery:
+        out += ["", "## Lottery against projected training and its magnitude baseline "
+                "(secondary, descriptive)", "",
+                "Test accuracy, paired by seed at the same constraint and radius (rule: this "
+                "script's docstring); structured MACCs as the mean share of the dense "
+                "network's over the lottery points' seeds.", "", *lottery]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -254,7 +339,8 @@ def main(argv: Sequence[str]) -> int:
     with ResultsStore(db, read_only=True) as store:
         rows = store.rows()
     low_rank = {name for name, spec in REGISTRY.items() if spec.low_rank}
-    sys.stdout.write(render(iso_accuracy(rows, low_rank=low_rank), claim_two(rows, low_rank)))
+    sys.stdout.write(render(iso_accuracy(rows, low_rank=low_rank), claim_two(rows, low_rank),
+                            lottery_lines(rows)))
     return 0
 
 

@@ -176,6 +176,39 @@ def test_claim_two_keeps_each_budget_to_its_own_curves_and_baseline() -> None:
     assert any(line.startswith("| structured MACCs | 88.00 %") for line in kept)
 
 
+def test_lottery_lines_pair_each_seed_with_its_projected_and_magnitude_points() -> None:
+    # Item 8: lottery against the same cell's projected run (same mask, retrained) and its
+    # magnitude baseline (same per-layer count, other weights), paired by seed; costs on the
+    # lottery points' seeds only.
+    verdicts = _verdicts_module()
+    rows = []
+    for s in range(4):
+        rows.append(_study_row("lenet300", "projected", s, 0.85 + 0.001 * s, 0.2, 0.1))
+        rows.append(_study_row("lenet300", "lottery", s, 0.87 + 0.001 * s, 0.2, 0.1))
+        # magnitude: +1 point on even seeds, -1 on odd ones: a mean of 0, not separable
+        rows.append(_study_row("lenet300", "magnitude", s, 0.87 + 0.001 * s
+                               + (0.01 if s % 2 == 0 else -0.01), 0.9, 0.1))
+    rows.append(_study_row("lenet300", "projected", 9, 0.5, 0.99, 0.1))  # no lottery seed 9
+    rows.append(_study_row("lenet300", "magnitude", 0, 0.5, 0.9, 0.3))  # no lottery at 0.3
+    lines = verdicts.lottery_lines(rows)
+    row = next(line for line in lines if line.startswith("| l11 | 0.1 |"))
+    assert "+2.00 [+2.00, +2.00] (4): lottery more accurate" in row
+    assert "(4): not separable" in row
+    assert row.endswith("| 20.0 / 20.0 / 90.0 |")  # seed 9's 99 % is not averaged in
+    assert not any(line.startswith("| l11 | 0.3 |") for line in lines)
+    # lottery now 3 points below projected on every seed, and only 2 seeds
+    worse = [dict(r, test_accuracy=r["test_accuracy"] - 0.05) if r["procedure"] == "lottery"
+             else r for r in rows if r["seed"] < 2]
+    row = next(line for line in verdicts.lottery_lines(worse) if line.startswith("| l11 |"))
+    assert "not enough seeds (2)" in row
+    three = [dict(r, test_accuracy=r["test_accuracy"] - 0.05) if r["procedure"] == "lottery"
+             else r for r in rows if r["seed"] < 3]
+    row = next(line for line in verdicts.lottery_lines(three) if line.startswith("| l11 |"))
+    assert "-3.00 [-3.00, -3.00] (3): lottery less accurate" in row
+    assert verdicts.lottery_lines([r for r in rows if r["procedure"] != "lottery"]) == [
+        "No lottery point of the study's setting in this db."]
+
+
 def test_calibration_rule_brackets_the_drops() -> None:
     calibrate = _script("calibrate")
     # drop 7 -> 0 points, halving per doubling of the radius
@@ -214,6 +247,51 @@ def test_plateau_budget_rule() -> None:
     assert plateau.budget([climbing])["reached"] is False
     # fewer epochs than the moving window: no plateau claimed
     assert plateau.budget([[0.8, 0.85]])["plateau"] is None
+
+
+def test_plateau_check_reads_the_study_budget_against_every_seed(tmp_path, monkeypatch) -> None:
+    # `check`: the budget rule on all seeds run so far, the study's fixed budget read against
+    # that plateau, and the study db's dense points beside the runs (same seed, same number).
+    import json
+    import sqlite3
+
+    plateau = _script("plateau")
+    monkeypatch.setattr(plateau, "OUT", tmp_path)
+    monkeypatch.setitem(plateau.STUDY_BUDGET, "lenet300", 5)
+    high = [0.82, 0.84, 0.86, 0.88, 0.90] + [0.90] * 10  # at its plateau by epoch 5
+    low = [0.80, 0.82, 0.84, 0.86, 0.88] + [0.89] * 10  # 1 point short at epoch 5
+    for seed, curve in [(0, high), (1, high), (2, high), (3, low)]:
+        (tmp_path / f"lenet300_seed{seed}.json").write_text(json.dumps(
+            {"seed": seed, "val_accuracy": curve, "complete": True, "epoch_wall_s": [1.0],
+             "data_fingerprint": "f" * 64, "test_accuracy": 0.9}))
+    (tmp_path / "lenet300_seed4.json").write_text(json.dumps(  # cut short: not counted
+        {"seed": 4, "val_accuracy": [0.5], "complete": False}))
+    db = tmp_path / "study.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE points (status, procedure, model, epochs, seed, val_accuracy, "
+                "config_json)")
+    rows = [("done", "dense", "lenet300", 5, 0, 0.90, '{"validation": 0.1}'),
+            ("done", "dense", "lenet300", 5, 3, 0.87, '{"validation": 0.1}'),
+            ("done", "dense", "lenet300", 5, 1, 0.50, '{"validation": 0.2}'),  # other split
+            ("done", "dense", "lenet300", 6, 2, 0.50, '{"validation": 0.1}')]  # other budget
+    con.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+    out = plateau.check("lenet300", db)
+    # seeds 0-2: plateau 90, mean at epoch 5 is 90: within; all 4: plateau 89.75 (flat tail
+    # 0.9, 0.9, 0.9, 0.89), mean at epoch 5 is 89.50: 0.25 below, within
+    assert "| 0-2 (the budget's) | 90.00 | 5 | 90.00 | 0.00 | yes |" in out
+    assert "| all 4 | 89.75 | 5 | 89.50 | 0.25 | yes |" in out
+    assert "| 0 | 90.00 | 90.00 | 90.00 |" in out
+    assert "| 1 | 90.00 | not in the db | 90.00 |" in out  # its db row is another split
+    assert "| 3 | 88.00 | 87.00 | 89.00 |" in out  # run and db differ: both shown
+    assert "seed 4" not in out
+    monkeypatch.setitem(plateau.STUDY_BUDGET, "lenet300", 4)  # one epoch earlier: outside
+    assert "| all 4 | 89.75 | 5 | 87.50 | 2.25 | no |" in plateau.check("lenet300", db)
+    # `table` still reads the budget from seeds 0-2 only (seed 3 is the check's)
+    assert "seed 3" not in plateau.table() and "| 5 | 90.00 | 90.00 | 90.00 |" in plateau.table()
+    # a db path that is not there: one line, exit 2 (not a table of "not in the db")
+    assert plateau.main(["check", "--model", "lenet300", "--db", str(tmp_path / "no.db")]) == 2
 
 
 def test_publish_regenerates_the_committed_v2_tables_from_the_committed_db(tmp_path) -> None:
