@@ -90,6 +90,20 @@ def test_v2_primary_and_loose_files_extend_the_grid_with_their_own_points() -> N
     assert shared and shared <= set(grid.point_ids()) | set(loose.point_ids())
 
 
+def test_v2_convnet_lottery_cut_is_part_of_the_grid() -> None:
+    # item 8's cut for the conv net: every point of grid_convnet_lottery.toml is a point of
+    # grid_convnet.toml (a later grid run skips them and adds the rest), 3 of its 5 radii per
+    # constraint (tightest, middle, loosest) at seeds 0-2, lottery and magnitude only.
+    grid = resolve_run_options(load_toml(V2 / "grid_convnet.toml")).sweep
+    cut = resolve_run_options(load_toml(V2 / "grid_convnet_lottery.toml")).sweep
+    assert set(cut.point_ids()) <= set(grid.point_ids())
+    assert cut.procedures == ("lottery", "magnitude") and cut.seeds == (0, 1, 2)
+    assert set(cut.constraints) == set(grid.constraints) - {"nuclear"}
+    for c in cut.constraints:
+        full = grid.radii_for(c)
+        assert cut.radii_for(c) == (full[0], full[2], full[4])
+
+
 def test_claim_one_rule_needs_all_three_primary_pairs() -> None:
     verdicts = _verdicts_module()
     from projlib.report.isoacc import IsoPair
