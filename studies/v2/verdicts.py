@@ -237,6 +237,7 @@ def claim_two(rows: Sequence[Mapping[str, Any]], low_rank: set[str]) -> list[str
 
 
 LOTTERY_BASELINES = ("projected", "magnitude")
+REGISTRY_ORDER = {name: i for i, name in enumerate(REGISTRY)}  # the lottery rows' order
 
 
 def lottery_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -292,9 +293,6 @@ def lottery_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                        f"{' / '.join(shares)} |")
         out.append("")
     return out
-
-
-REGISTRY_ORDER = {name: i for i, name in enumerate(REGISTRY)}
 
 
 def render(tables: Sequence[IsoTable], claim_two_lines: Sequence[str] = (),
